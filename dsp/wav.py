@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import warnings
 from math import gcd
 from pathlib import Path
@@ -35,13 +36,15 @@ def read_wav(path: str | Path, rate: int = RATE) -> npt.NDArray[np.int16]:
     Accepts 8/16/24/32-bit integer and 32/64-bit float PCM.
     """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", wavfile.WavFileWarning)
             file_rate, data = wavfile.read(str(path))
     except FileNotFoundError as exc:
         raise WavError(f"{path}: no such file") from exc
-    except (ValueError, EOFError, OSError, IndexError, TypeError) as exc:
+    except (ValueError, EOFError, OSError, IndexError, TypeError, struct.error) as exc:
         raise WavError(f"{path}: not a readable WAV file ({exc})") from exc
+    if any("prematurely" in str(w.message) for w in caught):  # scipy's word for a cut-off data chunk
+        raise WavError(f"{path}: WAV file is truncated")
     if data.size == 0 or file_rate <= 0:
         raise WavError(f"{path}: WAV file holds no audio")
     x = data.astype(np.float64)
