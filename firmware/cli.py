@@ -39,13 +39,15 @@ def _jsonable(value: object) -> object:
 
 
 def _callerid_decode(args: argparse.Namespace) -> int:
-    from dsp.callerid import decode_callerid
+    from dsp.callerid import decode_callerid, decode_dtmf_callerid
 
-    result = decode_callerid(read_wav(args.file), sample_rate=RATE)
+    audio = read_wav(args.file)
+    result = decode_callerid(audio, sample_rate=RATE) or decode_dtmf_callerid(audio, sample_rate=RATE)
     if result is None:
         print(f"hookflash: {args.file}: no caller ID found", file=sys.stderr)
         return 1
     fields = {k: _jsonable(v) for k, v in dataclasses.asdict(result).items()}
+    fields["valid"] = result.valid
     print(json.dumps(fields, indent=2))
     return 0
 

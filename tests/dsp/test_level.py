@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dsp import level
-from dsp.synth import tone, to_int16
+from dsp.synth import to_int16, tone
 
 
 def test_full_scale_sine_is_plus_3_14_dbm0() -> None:

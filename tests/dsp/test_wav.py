@@ -50,7 +50,7 @@ def test_round_trip(tmp_path: Path) -> None:
 def test_unusable_files_raise_one_clear_error(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "bad.wav"
     path.write_bytes(content)
-    with pytest.raises(WavError, match="bad.wav"):
+    with pytest.raises(WavError, match=r"bad\.wav"):
         read_wav(path)
 
 
