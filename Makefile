@@ -13,7 +13,7 @@ test: system-deps lint
 
 lint: venv
 	$(BIN)/ruff check $(SRC)
-	$(BIN)/mypy dsp
+	$(BIN)/mypy dsp hal
 
 bench: system-deps venv
 	$(BIN)/python -m bench

@@ -1,0 +1,1 @@
+"""Hardware layer: the line interface, hook interpretation, ring cadences, and board backends."""
