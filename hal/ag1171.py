@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import ModuleType
 
 from hal.alsa import AlsaAudio
 from hal.board import FRAME_S, Board, HardwareError, Int16Array, import_hardware_module
@@ -214,13 +214,6 @@ class Ag1171Board(Board):
             self._safe_pins()
             atexit.unregister(self.close)
             self.audio.close()
-
-    def __enter__(self) -> Ag1171Board:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- pins -------------------------------------------------------------------------------------
     def _setup_pins(self, now: float) -> None:

@@ -13,7 +13,8 @@ import queue
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from types import ModuleType
+from types import ModuleType, TracebackType
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +106,13 @@ class Board(ABC):
                 mixed = out[line.port].astype(np.int32) + data
                 out[line.port] = np.clip(mixed, -32768, 32767).astype(np.int16)
         return out
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     def close(self) -> None:
         """Leave every line safe: ringing stopped, normal polarity. Backends add their pin/chip state."""

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 from hal.board import FRAME, FRAME_S, Board, HardwareError, Int16Array, import_hardware_module
@@ -207,13 +207,6 @@ class SerialMcuBoard(Board):
                 self._ser.close()
                 self._ser = None
         self._audio.close()
-
-    def __enter__(self) -> SerialMcuBoard:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     # -- I/O --------------------------------------------------------------------------------------
     def _new_connection(self) -> McuConnection:
