@@ -34,8 +34,9 @@ from dsp.tones import country as country_info
 from hal import proslic_regs as r
 from hal.alsa import AlsaAudio
 from hal.board import FRAME_S, Board, HardwareError, Int16Array, import_hardware_module
-from hal.events import Feed
+from hal.events import Feed, HookEvent
 from hal.line import Line
+from hal.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,11 @@ class Si3210:
             self.write(r.POWERDOWN1, r.POWERDOWN_DCDC)
 
     # -- LineDriver --------------------------------------------------------------------------------
+    @property
+    def ringing(self) -> bool:
+        """Whether the ringer is asked to be on (the linefeed may already have tripped)."""
+        return self._ringer
+
     def set_ringer(self, on: bool) -> None:
         with self._lock:
             if on and self._lf != r.LF_RINGING and self.read(r.LOOP_STATUS) & r.LOOP_LCR:
@@ -340,7 +346,8 @@ class ProslicBoard(Board):
                  pcm_offset: int = 0, ring_vpk: float = RING_VPK, loop_current_ma: int = 20,
                  poll_interval: float | None = 0.005, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep, gpio: Gpio | None = None,
-                 timeouts: Timeouts | None = None, dev_dir: Path = Path("/dev")) -> None:
+                 timeouts: Timeouts | None = None, dev_dir: Path = Path("/dev"),
+                 watchdog_s: float = 1.0) -> None:
         """`pcm_offset`: PCLK cycles from FSYNC to port 0's slot (0 for DSP-B framing, 1 for DSP-A);
         `poll_interval` None: no supervision thread, the owner calls `scan()`."""
         super().__init__()
@@ -382,6 +389,7 @@ class ProslicBoard(Board):
             raise
         self.lines = [Line(chip.port, chip, now=clock()) for chip in self.chips]
         self._levels: list[bool | None] = [None] * len(self.chips)
+        self._watchdog = Watchdog(watchdog_s, clock())
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if poll_interval is not None:
@@ -413,8 +421,16 @@ class ProslicBoard(Board):
 
     # -- supervision -------------------------------------------------------------------------------
     def scan(self) -> None:
-        """Service every chip once and report hook levels that changed (the thread calls this)."""
+        """Service every chip once and report hook levels that changed (the thread calls this).
+
+        If the media loop has stalled (no read, write or poll for `watchdog_s`), nothing moves the
+        ring cadence on: a ringing line is stopped here so it cannot ring on unattended.
+        """
+        stalled = self._watchdog.expired(self._clock())
         for chip in self.chips:
+            if stalled and chip.ringing:
+                log.warning("media loop stalled: stopping the ringer of port %d", chip.port)
+                chip.set_ringer(False)
             level = chip.service()
             if level != self._levels[chip.port]:
                 self._levels[chip.port] = level
@@ -435,13 +451,19 @@ class ProslicBoard(Board):
         self.chips[port].clear_alarms()
 
     # -- Board -------------------------------------------------------------------------------------
+    def poll(self, now: float | None = None) -> list[HookEvent]:
+        self._watchdog.kick(self._clock())
+        return super().poll(now)
+
     def read(self) -> tuple[float, Int16Array]:
         assert self._audio is not None
+        self._watchdog.kick(self._clock())
         frames = self._audio.read()
         return self._clock() - FRAME_S, frames[:self.ports]
 
     def write(self, frames: Int16Array) -> None:
         assert self._audio is not None
+        self._watchdog.kick(self._clock())
         if frames.shape[0] < MAX_PORTS:  # the PCM frame always has both slots
             full = np.zeros((MAX_PORTS, frames.shape[1]), dtype=np.int16)
             full[:frames.shape[0]] = frames

@@ -234,6 +234,22 @@ def test_ring_toggles_linefeed_with_the_cadence_and_ring_trip_stops_it(
     board.close()
 
 
+def test_watchdog_stops_ringing_when_the_media_loop_stalls(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, clock: FakeClock) -> None:
+    t = rig(monkeypatch, tmp_path, clock, n=1)
+    board = t.board(watchdog_s=1.0)
+    m, line = t.models[0], board.lines[0]
+    assert line.ring(country("US").ring, clock.now())
+    board.poll()
+    clock.t += 0.9
+    board.scan()
+    assert m.lf == 4  # the loop is alive: keep ringing
+    clock.t += 0.2  # 1.1 s without read, write or poll
+    board.scan()
+    assert m.lf == 1
+    board.close()
+
+
 def test_ringer_is_refused_on_an_off_hook_line(clock: FakeClock, monkeypatch: pytest.MonkeyPatch,
                                                tmp_path: Path) -> None:
     t = rig(monkeypatch, tmp_path, clock, n=1)
