@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.sip_peers.fixtures"]
+"""Kamailio and baresip fixtures for the end-to-end tests (tests/sip_peers)."""
+
 VECTORS = Path(__file__).parent / "vectors"
 
 
