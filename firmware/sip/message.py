@@ -530,6 +530,8 @@ class FramingError(Exception):
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
+        self.framed: list[StreamEvent] = []
+        """Events framed from the same input before the error: still to be delivered."""
 
 
 _CL_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
@@ -566,6 +568,7 @@ class StreamFramer:
             while self._next(events):
                 pass
         except FramingError as exc:
+            exc.framed = events
             self._failed = exc
             raise
         return events

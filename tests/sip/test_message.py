@@ -290,6 +290,13 @@ def test_framer_errors_are_final(data: bytes, status: int) -> None:
         framer.feed(INVITE)
 
 
+def test_framer_error_keeps_the_messages_framed_before_it() -> None:
+    bad = INVITE.replace(b"Content-Length: 4\r\n", b"")
+    with pytest.raises(FramingError) as info:
+        StreamFramer().feed(b"\r\n\r\n" + INVITE + bad)
+    assert info.value.framed == [CrlfPing(), FramedMessage(INVITE)]
+
+
 def test_framer_finds_compact_and_folded_content_length() -> None:
     data = INVITE.replace(b"Content-Length: 4", b"l:\r\n 4")
     assert StreamFramer().feed(data) == [FramedMessage(data)]

@@ -124,11 +124,11 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         assert self.peer is not None and self.transport is not None
         self.last_activity = self.owner.loop.time()
+        error: FramingError | None = None
         try:
             events = self.framer.feed(data)
         except FramingError as exc:
-            self.fail(exc)
-            return
+            events, error = exc.framed, exc  # deliver what came before the bad message, then close
         for event in events:
             if isinstance(event, FramedMessage):
                 safe_call(self.owner.on_message, event.data, self.peer, self.owner)
@@ -138,6 +138,8 @@ class _Connection(asyncio.Protocol):
             elif isinstance(event, CrlfPong) and self.pong_timer is not None:
                 self.pong_timer.cancel()
                 self.pong_timer = None
+        if error is not None:
+            self.fail(error)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.pong_timer is not None:
