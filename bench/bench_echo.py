@@ -1,0 +1,74 @@
+"""Line echo canceller: CPU per port per 20 ms tick, and ERLE / convergence on two hybrid echo paths.
+
+No reference implementation is run beside it (speexdsp is not wrapped here), so rows carry goals only:
+the media pipeline's budget is <= 50 us of CPU per port-tick for the whole pipeline at 8 ports, of
+which the canceller should take well under half. Convergence uses the composite-source-like signal of
+tests/dsp/test_echo.py (G.168 test 2 style) and recorded speech on the simulator's HybridEcho paths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.common import FRAME, PORT_COUNTS, Row, median_seconds
+from dsp.echo import EchoCanceller
+from dsp.synth import to_int16
+from hal.sim import HybridEcho
+from tests.dsp.test_echo import convergence_s, css, echo_of, erle_db, onset_s, speech
+from tests.dsp.test_echo import run as run_canceller
+
+SR = 8000
+CPU_GOAL_US = 50.0
+PATHS = (HybridEcho(6, 2, 4), HybridEcho(20, 40, 12))
+WINDOW_S = 0.2
+SPEECH = ("hts1.raw", "kristoff.raw")
+"""Recorded speech (codec2-examples) as the far end: sparser excitation than the CSS."""
+
+
+class _Feeder:
+    """Cycles through [ports, n] far-end / near-end audio, one tick per call."""
+
+    def __init__(self, ports: int) -> None:
+        far = speech("hts1.raw")
+        echo = echo_of(far, HybridEcho(9, 8, 8))
+        self.far = to_int16(np.stack([np.roll(far, 1999 * p) for p in range(ports)]))
+        self.near = to_int16(np.stack([np.roll(echo, 1999 * p) for p in range(ports)]))
+        self.ec = EchoCanceller(ports)
+        self.pos = 0
+
+    def step(self) -> None:
+        sl = slice(self.pos, self.pos + FRAME)
+        self.ec.process(self.far[:, sl], self.near[:, sl])
+        self.pos = (self.pos + FRAME) % (self.far.shape[1] - FRAME)
+
+
+def run() -> list[Row]:
+    rows = []
+    for ports in PORT_COUNTS:
+        feed = _Feeder(ports)
+        for _ in range(100):  # past the start-up, to the steady state
+            feed.step()
+        us = 1e6 * median_seconds(feed.step, repeat=9) / ports
+        goal = f"<= {CPU_GOAL_US:g} us at 8 ports (whole pipeline)" if ports == 8 else ""
+        rows.append(Row("echo", f"EchoCanceller, 64 ms tail, {ports} ports, per port per 20 ms tick", us,
+                        "us", goal=goal, met=(us <= CPU_GOAL_US) if ports == 8 else None))
+    for path in PATHS:
+        far = css(3.0)
+        echo = echo_of(far, path)
+        out = run_canceller(EchoCanceller(1, nlp=False), far, echo)
+        name = f"ERL {path.erl_db:g} dB, delay {path.delay_ms:g} ms, dispersion {path.dispersion_ms:g} ms"
+        erle = erle_db(echo, out, 1.0, 1.0 + WINDOW_S)
+        rows.append(Row("echo", f"ERLE after 1 s CSS, {name}", erle, "dB", goal=">= 30 dB", met=erle >= 30.0,
+                        higher_is_better=True))
+        for target in (20.0, 30.0):
+            t = convergence_s(echo, out, target)
+            rows.append(Row("echo", f"time to {target:g} dB ERLE, CSS, {name}", t, "s", goal="<= 1 s",
+                            met=t <= 1.0))
+        for clip in SPEECH:
+            talk = speech(clip)[:5 * SR]
+            echo = echo_of(talk, path)
+            out = run_canceller(EchoCanceller(1, nlp=False), talk, echo)
+            t = convergence_s(echo, out, 30.0) - onset_s(talk)
+            rows.append(Row("echo", f"time to 30 dB ERLE from talk onset, speech {clip}, {name}", t, "s",
+                            goal="<= 1 s", met=t <= 1.0))
+    return rows

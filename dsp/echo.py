@@ -1,0 +1,324 @@
+"""Line echo canceller for the SLIC's 2-to-4-wire hybrid (ITU-T G.168), vectorised over ports.
+
+What we play to a phone (Rin, the far end) leaks back through the SLIC's hybrid into what we read
+(Sin): a delayed, dispersed, attenuated copy (the echo path, ERL >= 6 dB in G.168's tests). The
+canceller models that path with an adaptive FIR filter and subtracts its estimate from Sin: Sout.
+In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the frame hal.read() gives.
+
+* Filter: partitioned-block frequency-domain adaptive filter (PBFDAF, the "multidelay" filter of
+  Soo & Pang 1990): block B samples (default 160, one per 20 ms tick: numpy's per-call cost, not
+  arithmetic, dominates at a few ports), FFT 2B, ceil(tail / B) partitions (64 ms -> 4 x 20 ms),
+  per-bin NLMS step normalised by that bin's far-end power over the whole tail, gradient constraint
+  on every partition (the partitions stay a true linear convolution). All ports, partitions and bins
+  go through one set of numpy calls per block.
+* Two paths (Ochiai et al. 1977; Speex's mdf.c does the same): a background filter adapts; the
+  foreground filter, which makes the output, is a copy taken only while the background does
+  measurably better and no double talk is flagged (a background that adapted on near-end speech the
+  detector missed does worse, so it is not copied), and a foreground whose output is louder than Sin
+  (the echo path went away: G.168's infinite-return-loss test) falls back to the zero filter.
+  Divergence therefore does not reach the output, and with nothing to cancel the foreground stays
+  at zero: Sout = Sin.
+* Double talk: Geigel detector (near-end peak > 0.5 x the Rin peak over the tail, i.e. ERL >= 6 dB
+  assumed) with a 60 ms hangover; it freezes adaptation and the two-path copy. The near-end peak is
+  that of Sin or of Sout, whichever is smaller: once converged, Sout has no echo left to mistake for
+  talk, so a 6 dB path whose echo peaks reach half the Rin peak no longer stalls adaptation, while
+  near-end speech is in both and still detected.
+* NLP (non-linear processor): while the far end is active, no double talk is flagged and the residual
+  is at least 12 dB below the echo estimate, the block is replaced by comfort noise (white) at the
+  near-end background level, tracked by a minimum follower on Sout, so the line never goes dead.
+* Tone disabler (ITU-T G.165 behaviour): a 2100 Hz answer tone with phase reversals (V.25 ANS with
+  reversals every 450 ms: fax and modems that want no canceller), on Rin or Sin, bypasses the
+  canceller; a 2100 Hz tone without reversals does not (it disables only G.164 echo suppressors).
+  The bypass holds while any signal is present and releases after 250 ms with both directions below
+  -36 dBm0. The media layer can also force bypass per port (fax pass-through).
+"""
+
+from __future__ import annotations
+
+import cmath
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+from dsp.level import DBM0_RMS, rms_to_dbm0
+from dsp.synth import to_int16
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+Int16Array = npt.NDArray[np.int16]
+
+MAX_TAIL_MS = 128.0
+GEIGEL_THRESHOLD = 0.5
+"""Sin peak / Rin peak above which near-end speech is assumed: an echo is >= 6 dB down (G.168 ERL)."""
+DOUBLE_TALK_HANGOVER_S = 0.060
+STEP = 1.0
+"""Normalised step of the background filter: per-bin NLMS, normalised by the bin's power over the tail."""
+FAR_ACTIVE_DBM0 = -40.0
+"""Far-end block level above which we adapt and the NLP may act."""
+REGULARISE_DBM0 = -50.0
+"""Per-bin power floor (as a white signal at this level) so quiet far-end bins do not get huge steps."""
+PATH_SMOOTH_S = 0.040
+"""Time constant of the error energies the two-path logic compares."""
+COPY_RATIO = 0.8
+"""Background error energy below this fraction of the foreground's: copy background to foreground."""
+ADDING_RATIO = 2.0
+"""Foreground error energy above this multiple of Sin's: the foreground is dropped (zero filter)."""
+ERLE_SMOOTH_S = 0.200
+CONVERGED_ERLE_DB = 20.0
+NLP_RESIDUAL_DB = -12.0
+"""NLP acts only while the residual is this far below the echo estimate (so near-end speech passes)."""
+NOISE_RISE_DB_PER_S = 3.0
+"""How fast the background-noise follower may rise (it falls at once to a quieter block)."""
+TONE_HZ = 2100.0
+TONE_PURITY = 0.7
+"""Fraction of a block's power that must lie at 2100 Hz for it to count as answer tone."""
+TONE_MIN_DBM0 = -33.0
+"""Tone detection threshold, between -31 dBm0 (must detect) and -36 dBm0 (must not): G.165's figures
+as I recall them, not checked against the text."""
+TONE_RELEASE_DBM0 = -36.0
+TONE_RELEASE_S = 0.250
+"""Re-enable after 250 ms (G.165: 250 +- 150 ms, as recalled) with both directions below -36 dBm0."""
+TONE_GAP_BLOCKS_S = 0.030
+"""A tone may drop out this long (a phase reversal mid-block dims it) and still be one tone."""
+REVERSAL_REFRACTORY_S = 0.200
+
+
+def _dbm0_power(dbm0: float) -> float:
+    return float((DBM0_RMS * 10.0 ** (dbm0 / 20.0)) ** 2)
+
+
+class EchoCanceller:
+    """G.168 line echo canceller for `ports` lines at once; feed it every tick with `process`."""
+
+    def __init__(self, ports: int, tail_ms: float = 64.0, sample_rate: int = 8000, block: int = 160,
+                 nlp: bool = True, seed: int = 0) -> None:
+        if ports < 1:
+            raise ValueError(f"echo canceller: ports must be >= 1, not {ports}")
+        if not 0 < tail_ms <= MAX_TAIL_MS:
+            raise ValueError(f"echo canceller: tail_ms must be in (0, {MAX_TAIL_MS}], not {tail_ms}")
+        if block * 1000 // sample_rate not in (10, 20):
+            raise ValueError(f"echo canceller: block must be 10 or 20 ms (the tone disabler's timing), "
+                             f"not {block} samples")
+        self.ports = ports
+        self.sample_rate = sample_rate
+        self.block = block
+        self.nlp = nlp
+        b = block
+        self._parts = math.ceil(tail_ms * sample_rate / 1000.0 / b)
+        bins = b + 1
+        blocks_per_s = sample_rate / b
+        self._rng = np.random.default_rng(seed)
+
+        def smooth(tau_s: float) -> float:
+            return math.exp(-1.0 / (tau_s * blocks_per_s))
+
+        self._a_path = smooth(PATH_SMOOTH_S)
+        self._a_erle = smooth(ERLE_SMOOTH_S)
+        self._noise_rise = 10.0 ** (NOISE_RISE_DB_PER_S / blocks_per_s / 10.0)
+        self._hangover = max(1, round(DOUBLE_TALK_HANGOVER_S * blocks_per_s))
+        # One partition's E|X|^2 for white noise at REGULARISE_DBM0 (2B x its variance).
+        self._reg = 2 * b * _dbm0_power(REGULARISE_DBM0)
+        self._alternate = np.where(np.arange(bins) % 2 == 0, 1.0, -1.0)
+        self._far_active = b * _dbm0_power(FAR_ACTIVE_DBM0)
+
+        self._x_prev = np.zeros((ports, b))
+        self._X = np.zeros((ports, self._parts, bins), dtype=np.complex128)
+        self._W = np.zeros((ports, 2, self._parts, bins), dtype=np.complex128)
+        """Foreground (0, makes the output) and background (1, adapts) filters."""
+        self._peaks = np.zeros((ports, self._parts + 1))
+        self._powers = np.zeros((ports, self._parts + 1))
+        """Rin peak and energy of each block over the tail (0 = newest)."""
+        self._dt_left = np.zeros(ports, dtype=np.int64)
+        self._pe = np.zeros((ports, 2))
+        """Smoothed error energy of the foreground and background filters."""
+        self._pd = np.zeros(ports)
+        """Smoothed Sin energy, on the same time scale."""
+        self._erle = np.zeros((ports, 2))
+        """Smoothed Sin and Sout energy over far-end-only blocks."""
+        self._noise = np.full(ports, np.inf)
+
+        # Tone disabler state, [2 (Rin, Sin), ports].
+        self._t0 = 0
+        self._tone_w = 2.0 * np.pi * TONE_HZ / sample_rate
+        n = np.arange(b)
+        self._tone_ref = np.stack([np.cos(self._tone_w * n), -np.sin(self._tone_w * n)], axis=1)
+        self._tone_min = b * _dbm0_power(TONE_MIN_DBM0)
+        self._release_pow = b * _dbm0_power(TONE_RELEASE_DBM0)
+        self._release_blocks = max(1, round(TONE_RELEASE_S * blocks_per_s))
+        self._gap_blocks = max(1, round(TONE_GAP_BLOCKS_S * blocks_per_s))
+        self._refractory = max(1, round(REVERSAL_REFRACTORY_S * blocks_per_s))
+        self._phasors = np.zeros((2, ports, 4), dtype=np.complex128)
+        """The last four blocks' 2100 Hz phasors (0 = newest), zero where the block held no tone."""
+        self._tone_gap = np.full((2, ports), self._gap_blocks + 1)
+        self._since_reversal = np.full((2, ports), self._refractory)
+        self._reversed = np.zeros((2, ports), dtype=np.bool_)
+        self._quiet = np.zeros(ports, dtype=np.int64)
+        self._tone_bypass = np.zeros(ports, dtype=np.bool_)
+        self._tone_idle = True
+        """No tone in the last blocks and nothing pending: the next toneless block changes nothing."""
+        self._forced = np.zeros(ports, dtype=np.bool_)
+
+    # -- the tick -------------------------------------------------------------------------------
+    def process(self, far_end: npt.ArrayLike, near_end: npt.ArrayLike) -> Int16Array:
+        """Cancel the echo of `far_end` (Rin, played) in `near_end` (Sin, read); both int16 [ports, n].
+
+        `n` must be a multiple of the block size; the result is Sout, int16 [ports, n].
+        """
+        x = np.asarray(far_end, dtype=np.float64)
+        d = np.asarray(near_end, dtype=np.float64)
+        if x.shape != d.shape or x.ndim != 2 or x.shape[0] != self.ports:
+            raise ValueError(f"echo canceller: want far_end and near_end of shape [{self.ports}, n], "
+                             f"got {x.shape} and {d.shape}")
+        if x.shape[1] % self.block:
+            raise ValueError(f"echo canceller: n = {x.shape[1]} is not a multiple of {self.block}")
+        out = np.empty_like(d)
+        for start in range(0, x.shape[1], self.block):
+            sl = slice(start, start + self.block)
+            out[:, sl] = self._block(x[:, sl], d[:, sl])
+        return to_int16(out)
+
+    def _block(self, x: FloatArray, d: FloatArray) -> FloatArray:
+        b = self.block
+        X0 = np.fft.rfft(np.concatenate([self._x_prev, x], axis=1), axis=1)
+        self._x_prev = x
+        self._X[:, 1:] = self._X[:, :-1]
+        self._X[:, 0] = X0
+        # Foreground and background echo estimates in one product and one inverse FFT.
+        y = np.fft.irfft(np.sum(self._X[:, None] * self._W, axis=2), axis=2)[:, :, b:]
+        e = d[:, None, :] - y
+        pe = np.einsum("pjn,pjn->pj", e, e)
+        e_fg, e_bg = e[:, 0], e[:, 1]
+
+        # Geigel double-talk detector over the tail (plus this block), with hangover; see the module
+        # docstring for why it looks at the smaller of Sin and Sout.
+        xd = np.stack([x, d])
+        peak = np.max(np.abs(xd), axis=2)
+        self._peaks[:, 1:] = self._peaks[:, :-1]
+        self._peaks[:, 0] = peak[0]
+        near_peak = np.minimum(peak[1], np.max(np.abs(e_fg), axis=1))
+        geigel = near_peak > GEIGEL_THRESHOLD * np.max(self._peaks, axis=1)
+        self._dt_left = np.where(geigel, self._hangover, np.maximum(self._dt_left - 1, 0))
+        dt = self._dt_left > 0
+
+        power = np.einsum("spn,spn->sp", xd, xd)
+        self._powers[:, 1:] = self._powers[:, :-1]
+        self._powers[:, 0] = power[0]
+        far = np.mean(self._powers, axis=1) > self._far_active
+        bypass = self._tone_disabler(xd, power) | self._forced
+        adapt = far & ~dt & ~bypass
+
+        # Background filter: normalised, constrained frequency-domain gradient step.
+        if adapt.any():
+            tail_pow = np.sum(self._X.real**2 + self._X.imag**2, axis=1)
+            # Spectrum of [zeros(B), e]: that of e zero-padded, times (-1)^m for the B-sample delay.
+            scale = self._alternate * np.where(adapt, STEP, 0.0)[:, None] / (tail_pow + self._reg)
+            E = np.fft.rfft(e_bg, n=2 * b, axis=1) * scale
+            g = np.fft.irfft(np.conj(self._X) * E[:, None, :], axis=2)
+            self._W[:, 1] += np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)  # gradient constraint
+
+        # Two-path control: promote a better background; drop a foreground that adds echo.
+        self._pe = self._a_path * self._pe + (1.0 - self._a_path) * pe
+        copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
+        if copy.any():
+            self._W[copy, 0] = self._W[copy, 1]
+            self._pe[copy, 0] = self._pe[copy, 1]
+        # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
+        # G.168 test 5), so the zero filter beats it; restart the foreground from there.
+        self._pd = self._a_path * self._pd + (1.0 - self._a_path) * power[1]
+        adds = self._pe[:, 0] > ADDING_RATIO * self._pd
+        if adds.any():
+            self._W[adds, 0] = 0.0
+            self._pe[adds, 0] = self._pd[adds]
+
+        # Metrics: ERLE over far-end-only blocks.
+        a = np.where(far & ~dt, self._a_erle, 1.0)
+        self._erle[:, 0] = a * self._erle[:, 0] + (1.0 - a) * power[1]
+        self._erle[:, 1] = a * self._erle[:, 1] + (1.0 - a) * pe[:, 0]
+
+        # Background noise: minimum follower on the canceller's output.
+        pe_fg = pe[:, 0]
+        fall = np.where(np.isinf(self._noise), pe_fg, 0.5 * (self._noise + pe_fg))
+        self._noise = np.where(pe_fg < self._noise, fall, self._noise * self._noise_rise)
+
+        out = e_fg
+        if self.nlp:
+            y_pow = np.einsum("pn,pn->p", y[:, 0], y[:, 0])
+            suppress = far & ~dt & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
+            if suppress.any():
+                noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
+                out = np.where(suppress[:, None], noise, out)
+        self._t0 = (self._t0 + b) % self.sample_rate  # 2100 Hz makes whole cycles in a second
+        return np.where(bypass[:, None], d, out)
+
+    def _tone_disabler(self, xd: FloatArray, power: FloatArray) -> BoolArray:
+        """G.165 tone disabler on [Rin, Sin] (`xd`, with their energies); returns the ports it bypasses."""
+        b = self.block
+        re_im = xd @ self._tone_ref  # real matmul: a complex one takes numpy's slow non-BLAS path
+        mag2 = np.einsum("spc,spc->sp", re_im, re_im)
+        tone = (2.0 * mag2 > TONE_PURITY * b * power) & (power > self._tone_min)
+        if self._tone_idle and not tone.any():
+            return self._tone_bypass  # nothing to track: the common case, kept cheap
+        ph = (re_im[..., 0] + 1j * re_im[..., 1]) * cmath.exp(-1j * self._tone_w * self._t0)
+        self._phasors[:, :, 1:] = self._phasors[:, :, :-1]
+        self._phasors[:, :, 0] = np.where(tone, ph, 0.0)
+        self._tone_gap = np.where(tone, 0, self._tone_gap + 1)
+        in_tone = self._tone_gap <= self._gap_blocks
+        # A reversal: this block's phase against the one two blocks back, less twice the drift
+        # between the two blocks before that (the tone may be up to +-15 Hz off), is near pi.
+        # Any of the three missing (no tone there) gives turn = 0: no decision.
+        p0, p2, p3 = self._phasors[:, :, 0], self._phasors[:, :, 2], self._phasors[:, :, 3]
+        turn = p0 * np.conj(p2) * np.conj(p2 * np.conj(p3)) ** 2
+        reversal = (turn.real < -0.5 * np.abs(turn)) & (self._since_reversal >= self._refractory)
+        self._since_reversal = np.where(reversal, 0, self._since_reversal + 1)
+        self._reversed = in_tone & (self._reversed | reversal)
+        self._tone_bypass |= np.any(self._reversed, axis=0)
+        quiet = np.all(power < self._release_pow, axis=0)
+        self._quiet = np.where(quiet, self._quiet + 1, 0)
+        self._tone_bypass &= (self._quiet < self._release_blocks) | np.any(in_tone, axis=0)
+        self._tone_idle = not (self._phasors.any() or self._tone_bypass.any()
+                               or bool(np.any(self._since_reversal < self._refractory)))
+        return self._tone_bypass
+
+    # -- control and metrics ----------------------------------------------------------------------
+    def force_bypass(self, port: int, on: bool = True) -> None:
+        """Pass Sin through untouched on `port` (the media layer does this for fax/modem calls)."""
+        self._forced[port] = on
+
+    def reset(self, port: int) -> None:
+        """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
+        for arr in (self._W, self._X, self._x_prev, self._peaks, self._powers, self._dt_left, self._pe,
+                    self._pd, self._erle):
+            arr[port] = 0.0
+        self._noise[port] = np.inf
+
+    @property
+    def bypassed(self) -> BoolArray:
+        """Per port: Sin passes untouched (answer tone with phase reversals seen, or forced)."""
+        return np.asarray(self._tone_bypass | self._forced)
+
+    @property
+    def double_talk(self) -> BoolArray:
+        """Per port: the double-talk detector (with hangover) flagged the last block."""
+        return np.asarray(self._dt_left > 0)
+
+    @property
+    def erle_db(self) -> FloatArray:
+        """Per port: smoothed echo return loss enhancement (Sin vs Sout power, far-end-only blocks)."""
+        floor = 1e-9
+        return np.asarray(10.0 * np.log10((self._erle[:, 0] + floor) / (self._erle[:, 1] + floor)))
+
+    @property
+    def noise_dbm0(self) -> FloatArray:
+        """Per port: the near-end background noise level the comfort noise is matched to."""
+        noise = np.where(np.isfinite(self._noise), self._noise, 0.0)
+        return rms_to_dbm0(np.sqrt(noise / self.block))
+
+    @property
+    def converged(self) -> BoolArray:
+        """Per port: the ERLE estimate has reached CONVERGED_ERLE_DB.
+
+        Near-end noise caps the estimate (it is in Sout whatever the filter does): with Sin noise only
+        15 dB below the echo, a fully converged canceller reads about 15 dB and not converged.
+        """
+        return np.asarray(self.erle_db >= CONVERGED_ERLE_DB)
