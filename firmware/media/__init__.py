@@ -1,0 +1,1 @@
+"""Media path: RTP, jitter buffer, DTMF relay, SRTP, media clock."""

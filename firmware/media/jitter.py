@@ -1,0 +1,232 @@
+"""Adaptive jitter buffer for G.711 in 20 ms frames, sans-IO: `push` on arrival, `pop` on every tick.
+
+The model is a playout schedule, not a queue. A packet's relative delay is rd = arrival - ts/clock;
+the buffer plays timestamp ts at our-clock time ts/clock + P, so a packet waits P - rd and is late
+when rd > P. The buffer steers its delay d = P - mean(rd) into [T, T + frame + hysteresis]:
+
+- T = k * J + one frame, J being the RFC 3550 A.8 interarrival jitter; a late packet raises T at once
+  to what it would have needed (the peak decays over ~20 s), so spikes are learnt quickly and
+  forgotten slowly; clamped to [min_ms, max_ms]. Fixed mode (fax/modem pass-through) pins T.
+- P only moves in whole frames: dropping one frame (d too high) or inserting one (d too low),
+  preferably where the audio is silent (G.711 payload energy), where it is inaudible; only when d is
+  far outside the band does it happen in speech. The same mechanism absorbs clock drift: a far end
+  that runs fast makes rd fall and d rise, so silent frames get dropped, and the reverse.
+- A missing frame is reported lost (for PLC) and the schedule moves on: a loss must not add
+  latency. After IDLE_FRAMES empty ticks the stream is idle (silence suppression, hold, a stall);
+  the next packet restarts the schedule at T, which is how a talkspurt start re-aligns it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from dsp.g711 import alaw_decode, ulaw_decode
+
+IDLE_FRAMES = 5
+RESYNC_S = 2.0  # a timestamp this far from the schedule is a new timeline, not a late packet
+PEAK_DECAY = 0.999  # per tick: the late-packet peak falls by e in 1000 ticks (20 s)
+SILENCE_DBFS = -55.0
+SEEN_SEQS = 128
+
+
+def _energy_table(codec: str) -> npt.NDArray[np.float64]:
+    decode = {"PCMU": ulaw_decode, "PCMA": alaw_decode}[codec.upper()]
+    return np.asarray(decode(np.arange(256, dtype=np.uint8)), dtype=np.float64) ** 2 / 32768.0**2
+
+
+@dataclass
+class JitterCounters:
+    """Everything the buffer threw away or made up, for the call statistics and debugging."""
+
+    received: int = 0
+    duplicates: int = 0
+    late: int = 0
+    malformed: int = 0
+    concealed: int = 0  # ticks that returned lost=True because the frame was missing
+    dropped: int = 0  # frames discarded to shorten the delay
+    inserted: int = 0  # ticks that held the schedule to lengthen the delay
+    resyncs: int = 0
+    resets: int = 0
+
+
+@dataclass
+class _Frame:
+    payload: bytes
+    silent: bool
+
+
+class JitterBuffer:
+    """One call's receive buffer. Times are seconds on one monotonic clock, ours."""
+
+    def __init__(self, codec: str = "PCMU", clock_rate: int = 8000, frame_ms: int = 20,
+                 min_ms: float = 20.0, max_ms: float = 200.0, fixed_ms: float | None = None,
+                 k: float = 3.0, hysteresis_ms: float = 10.0) -> None:
+        self._energy = _energy_table(codec)
+        self.clock_rate = clock_rate
+        self.frame_samples = clock_rate * frame_ms // 1000
+        self.frame_s = frame_ms / 1000.0
+        self.min_s = min_ms / 1000.0
+        self.max_s = max_ms / 1000.0
+        self.fixed_s = None if fixed_ms is None else fixed_ms / 1000.0
+        self.k = k
+        self.hysteresis_s = hysteresis_ms / 1000.0
+        self.counters = JitterCounters()
+        self.max_delay_ms = 0.0
+        self.ssrc: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._frames: dict[int, _Frame] = {}
+        self._seen: deque[int] = deque(maxlen=SEEN_SEQS)
+        self._last_raw = 0
+        self._last_ext: int | None = None
+        self._play_ts: int | None = None  # next timestamp to play; everything before it is history
+        self._playing = False
+        self._empty_run = 0
+        self._last_silent = True
+        self._last_payload: bytes | None = None
+        self._prev: tuple[float, int] | None = None
+        self._rd_mean: float | None = None
+        self._jitter = 0.0  # A.8 estimate, seconds
+        self._peak = 0.0
+        self.delay_s = 0.0
+
+    @property
+    def target_s(self) -> float:
+        if self.fixed_s is not None:
+            return self.fixed_s
+        return min(max(self.k * self._jitter + self.frame_s, self._peak, self.min_s), self.max_s)
+
+    @property
+    def target_ms(self) -> float:
+        return self.target_s * 1000.0
+
+    @property
+    def delay_ms(self) -> float:
+        """How long an average packet waits here, as of the last tick: the latency we add."""
+        return self.delay_s * 1000.0
+
+    @property
+    def buffered_ms(self) -> float:
+        """Audio held ahead of the playout point (arrival order permitting)."""
+        if not self._frames or self._play_ts is None:
+            return 0.0
+        return (max(self._frames) + self.frame_samples - self._play_ts) * 1000.0 / self.clock_rate
+
+    @property
+    def jitter_ms(self) -> float:
+        return self._jitter * 1000.0
+
+    def _silent(self, payload: bytes) -> bool:
+        power = float(self._energy[np.frombuffer(payload, dtype=np.uint8)].mean())
+        return power <= 10 ** (SILENCE_DBFS / 10)
+
+    def _unwrap(self, timestamp: int) -> int:
+        if self._last_ext is None:
+            self._last_raw, self._last_ext = timestamp, timestamp
+            return timestamp
+        delta = (timestamp - self._last_raw + (1 << 31)) % (1 << 32) - (1 << 31)
+        ext = self._last_ext + delta
+        if delta > 0:
+            self._last_raw, self._last_ext = timestamp, ext
+        return ext
+
+    def push(self, payload: bytes, *, seq: int, timestamp: int, ssrc: int, now: float) -> None:
+        """A packet arrived at `now`. A payload of several frames (ptime 40, 60) is split."""
+        if ssrc != self.ssrc:
+            if self.ssrc is not None:
+                self.counters.resets += 1
+            self.ssrc = ssrc
+            self._reset()
+        fb = self.frame_samples  # G.711: one byte per sample
+        if not payload or len(payload) % fb:
+            self.counters.malformed += 1
+            return
+        if seq in self._seen:
+            self.counters.duplicates += 1
+            return
+        self._seen.append(seq)
+        self.counters.received += 1
+        ext = self._unwrap(timestamp)
+        reference = self._play_ts if self._play_ts is not None else min(self._frames, default=None)
+        window = RESYNC_S * self.clock_rate  # forward gaps are normal after idle (silence suppression)
+        behind = reference is not None and ext < reference - window
+        if behind or (self._playing and reference is not None and ext > reference + window):
+            self.counters.resyncs += 1
+            self._frames.clear()
+            self._play_ts = None
+            self._playing = False
+            self._prev = self._rd_mean = None
+        self._estimate(ext, now)
+        for i in range(len(payload) // fb):
+            ts, chunk = ext + i * fb, payload[i * fb:(i + 1) * fb]
+            if self._play_ts is not None and ts < self._play_ts:
+                self._late(now - ts / self.clock_rate)
+            else:
+                self._frames[ts] = _Frame(chunk, self._silent(chunk))
+
+    def _estimate(self, ext: int, now: float) -> None:
+        """A.8 jitter (in seconds here) and the running mean relative delay."""
+        rd = now - ext / self.clock_rate
+        if self._prev is not None:
+            d = (now - self._prev[0]) - (ext - self._prev[1]) / self.clock_rate
+            self._jitter += (abs(d) - self._jitter) / 16.0
+        self._prev = (now, ext)
+        self._rd_mean = rd if self._rd_mean is None else self._rd_mean + (rd - self._rd_mean) / 16.0
+
+    def _late(self, rd: float) -> None:
+        self.counters.late += 1
+        if self._rd_mean is not None:
+            self._peak = max(self._peak, rd - self._rd_mean + self.frame_s / 2)
+
+    def pop(self, now: float) -> tuple[bytes | None, bool]:
+        """The frame for this tick: (payload, False); (None, True) when it is missing and should be
+        concealed; (None, False) when there is no stream to play (not started, or idle)."""
+        self._peak *= PEAK_DECAY
+        if not self._playing and not self._start(now):
+            return None, False
+        assert self._play_ts is not None and self._rd_mean is not None
+        fs = self.frame_samples
+        target = self.target_s
+        d = now - self._play_ts / self.clock_rate - self._rd_mean
+        self.delay_s = d
+        self.max_delay_ms = max(self.max_delay_ms, d * 1000.0)
+        cur = self._frames.get(self._play_ts)
+        high = target + self.frame_s + self.hysteresis_s
+        if d > high and (self._play_ts + fs) in self._frames:
+            if cur is None or cur.silent or d > high + 2 * self.frame_s:
+                self._frames.pop(self._play_ts, None)
+                self._play_ts += fs
+                self.counters.dropped += 1
+                cur = self._frames[self._play_ts]
+        elif d < target and ((self._last_silent and (cur is None or cur.silent)) or d < target / 2):
+            self.counters.inserted += 1
+            if self._last_silent and self._last_payload is not None:
+                return self._last_payload, False
+            return None, True
+        self._play_ts += fs
+        if cur is None:
+            self._empty_run = 0 if self._frames else self._empty_run + 1
+            if self._empty_run >= IDLE_FRAMES:
+                self._playing = False
+                return None, False
+            self.counters.concealed += 1
+            return None, True
+        del self._frames[self._play_ts - fs]
+        self._empty_run = 0
+        self._last_silent, self._last_payload = cur.silent, cur.payload
+        return cur.payload, False
+
+    def _start(self, now: float) -> bool:
+        """Begin (or resume after idle) once the oldest frame has waited the target delay."""
+        if not self._frames or self._rd_mean is None:
+            return False
+        first = min(self._frames)
+        if now - first / self.clock_rate - self._rd_mean < self.target_s:
+            return False
+        self._play_ts, self._playing, self._empty_run = first, True, 0
+        return True

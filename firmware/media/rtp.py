@@ -1,0 +1,147 @@
+"""RTP send and receive for one call (RFC 3550 §5), sans-IO; aiortc's RtpPacket is the wire format.
+
+The receiver implements symmetric RTP (RFC 4961) with comedia-style latching: behind a NAT the
+address in the SDP is useless, so we send to wherever the peer's packets come from. Latching is
+guarded against RTP injection ("RTP bleed"): only packets with a negotiated payload type count, the
+first such packet latches, and a later move needs several consecutive packets of one SSRC from the
+new address.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass
+
+from aiortc.rtp import RtpPacket
+
+from firmware.sip.sdp import Negotiated
+
+Address = tuple[str, int]
+
+SEQ_MOD = 1 << 16
+TS_MOD = 1 << 32
+RELATCH_PACKETS = 3
+
+
+class RtpSender:
+    """Builds the outgoing packets of one SSRC (RFC 3550 §5.1).
+
+    SSRC, first sequence number and first timestamp are random (§5.1: against known-plaintext
+    attacks on SRTP and SSRC collisions). The marker bit flags the first packet of a talkspurt: the
+    first packet, and the first one after `skip()` left a gap in the timeline.
+    """
+
+    def __init__(self, negotiated: Negotiated, rng: random.Random | None = None) -> None:
+        rng = rng or random.SystemRandom()
+        self.payload_type = negotiated.payload_type
+        self.telephone_event_pt = negotiated.telephone_event_pt
+        self.samples_per_packet = negotiated.clock_rate * negotiated.ptime // 1000
+        self.ssrc = rng.getrandbits(32)
+        self.sequence = rng.getrandbits(16)
+        self.timestamp = rng.getrandbits(32)
+        self.packets_sent = 0
+        self.octets_sent = 0
+        self._talkspurt = True
+
+    def _packet(self, payload_type: int, marker: bool, timestamp: int, payload: bytes) -> bytes:
+        packet = RtpPacket(payload_type=payload_type, marker=int(marker), sequence_number=self.sequence,
+                           timestamp=timestamp, ssrc=self.ssrc, payload=payload)
+        self.sequence = (self.sequence + 1) % SEQ_MOD
+        self.packets_sent += 1
+        self.octets_sent += len(payload)  # §6.4.1: payload octets only
+        return bytes(packet.serialize())
+
+    def audio(self, payload: bytes, samples: int | None = None) -> bytes:
+        """One audio packet; the timestamp then advances by `samples` (default: one ptime)."""
+        data = self._packet(self.payload_type, self._talkspurt, self.timestamp, payload)
+        self._talkspurt = False
+        self.timestamp = (self.timestamp + (self.samples_per_packet if samples is None else samples)) % TS_MOD
+        return data
+
+    def skip(self, samples: int) -> None:
+        """Advance the timeline without sending (silence, hold): the next audio packet starts a talkspurt."""
+        self.timestamp = (self.timestamp + samples) % TS_MOD
+        self._talkspurt = True
+
+    def event(self, payload: bytes, timestamp: int, marker: bool) -> bytes:
+        """An RFC 4733 telephone-event packet in our sequence space; the caller owns its timing (§2.3)."""
+        if self.telephone_event_pt is None:
+            raise ValueError("telephone-event was not negotiated")
+        return self._packet(self.telephone_event_pt, marker, timestamp, payload)
+
+
+@dataclass
+class ReceiveCounters:
+    """Why packets were dropped: a busy or hostile network shows here, never as an exception."""
+
+    accepted: int = 0
+    malformed: int = 0
+    wrong_pt: int = 0
+    foreign: int = 0
+    relatched: int = 0
+
+
+@dataclass
+class _Candidate:
+    addr: Address
+    ssrc: int
+    count: int
+
+
+class RtpReceiver:
+    """Parses and filters incoming RTP for one call and keeps the symmetric-RTP latch.
+
+    `remote` is where to send: the SDP address until the first valid packet, then the latched
+    source. A source other than the latched one is dropped until it has sent `relatch_packets`
+    consecutive valid packets of a single SSRC (the peer moved, e.g. a NAT rebinding or a re-INVITE
+    to another media server); a packet from the latched source in between cancels the move.
+    Direction (hold, sendonly) is applied by the caller, which may still latch on what arrives.
+    """
+
+    def __init__(self, negotiated: Negotiated, relatch_packets: int = RELATCH_PACKETS) -> None:
+        self.negotiated = negotiated
+        self.relatch_packets = relatch_packets
+        self.counters = ReceiveCounters()
+        self.latched = False
+        self.ssrc: int | None = None
+        self.remote: Address = (negotiated.remote_addr, negotiated.remote_port)
+        self._candidate: _Candidate | None = None
+
+    @property
+    def payload_types(self) -> tuple[int, ...]:
+        te = self.negotiated.telephone_event_pt
+        return (self.negotiated.payload_type,) if te is None else (self.negotiated.payload_type, te)
+
+    def receive(self, data: bytes, addr: Address) -> RtpPacket | None:
+        """The packet if it belongs to this call's stream, else None (and a counter goes up)."""
+        try:
+            packet = RtpPacket.parse(data)
+        except (ValueError, struct.error):
+            self.counters.malformed += 1
+            return None
+        if packet.payload_type not in self.payload_types:
+            self.counters.wrong_pt += 1
+            return None
+        if not self.latched or addr == self.remote:
+            self._candidate = None
+            self.latched = True
+            self.remote = addr
+            self.ssrc = packet.ssrc
+        elif not self._follow(packet, addr):
+            self.counters.foreign += 1
+            return None
+        self.counters.accepted += 1
+        return packet
+
+    def _follow(self, packet: RtpPacket, addr: Address) -> bool:
+        """Count a packet from a new source; True once it has earned the latch."""
+        c = self._candidate
+        if c is None or c.addr != addr or c.ssrc != packet.ssrc:
+            c = self._candidate = _Candidate(addr, packet.ssrc, 0)
+        c.count += 1
+        if c.count < self.relatch_packets:
+            return False
+        self.remote, self.ssrc, self._candidate = addr, packet.ssrc, None
+        self.counters.relatched += 1
+        return True

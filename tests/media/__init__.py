@@ -1,0 +1,1 @@
+"""Tests of the media path: RTP, RTCP statistics, jitter buffer."""
