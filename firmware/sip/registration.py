@@ -254,8 +254,9 @@ class Registration:
             error = f"{response.status} {response.reason}".strip()
             self._fail(error, now, failover=response.status >= 500, retry_after=_retry_after(response))
 
-    def handle_timeout(self, request: Request, now: float) -> None:
-        """Timer F fired or the transport failed for `request` (RFC 3261 §8.1.3.1: treat as 408)."""
+    def handle_timeout(self, request: Request, now: float, error: str | None = None) -> None:
+        """Timer F fired or the transport failed for `request` (RFC 3261 §8.1.3.1: treat as 408);
+        `error` says what the transport saw, when it knows (refused, certificate rejected...)."""
         key = _key(request)
         if key == self._keepalive_key:
             self._keepalive_key = None
@@ -265,7 +266,7 @@ class Registration:
         if pending is None or key != pending.key:
             return
         self._pending = None
-        error = f"timeout contacting {pending.next_hop.host_port}"
+        error = error or f"timeout contacting {pending.next_hop.host_port}"
         if pending.unregister:
             self._finish_unregister(error)
         else:

@@ -1,0 +1,1130 @@
+"""The SIP user agent core: registrations, calls and the glue between the sans-IO layers.
+
+One `UserAgent` serves every port of the ATA. It owns the `TransactionLayer`, one `Registration`
+per account, a `Dialog` (via `InviteForks` for our INVITEs) and an `SdpSession` per call, and the
+incoming-request `RequestPolicy`. Like the layers below it is sans-IO (DESIGN.md "How a sans-IO core
+meets asyncio"): `receive(data, addr, kind, now)`, `next_event()`, `datagrams_to_send(now)`,
+`get_timer()`, `handle_timer(now)`; application calls (`place_call`, `answer`, `hangup`...) take `now`
+too, and the adapter transmits after each.
+
+Name resolution (RFC 3263) is the adapter's: it hands in `targets` for the configured registrar,
+secondary and outbound proxy hosts; IP-literal URIs (Record-Route, Contact) need no lookup.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+from firmware.sip import registration as reg
+from firmware.sip.auth import AuthError, AuthHeader, Credentials, DigestClient
+from firmware.sip.dialog import (
+    MIN_SE,
+    Dialog,
+    DialogState,
+    InviteForks,
+    RefreshDue,
+    RetryDue,
+    SessionExpired,
+    check_session_interval,
+)
+from firmware.sip.headers import HeaderError, NameAddr
+from firmware.sip.message import (
+    Headers,
+    Request,
+    Response,
+    SipParseError,
+    build_error_response,
+    parse_message,
+)
+from firmware.sip.policy import Action, PolicyConfig, RequestPolicy
+from firmware.sip.registration import RegState
+from firmware.sip.sdp import (
+    Direction,
+    MediaConfig,
+    Negotiated,
+    NotAcceptable,
+    SdpError,
+    SdpSession,
+    SessionDescription,
+    parse_sdp,
+)
+from firmware.sip.transaction import (
+    AckReceived,
+    AckTimeout,
+    CancelReceived,
+    ClientTransaction,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    State,
+    TransactionLayer,
+    TransactionTimeout,
+    TransportError,
+)
+from firmware.sip.uri import SipUri, TelUri, UriError, parse_uri
+
+__all__ = [
+    "ALLOW",
+    "AccountConfig",
+    "CallAnswered",
+    "CallEnded",
+    "CallError",
+    "CallHeld",
+    "CallProgress",
+    "CallResumed",
+    "Event",
+    "IncomingCall",
+    "Kind",
+    "RegistrationChanged",
+    "UaConfig",
+    "UserAgent",
+]
+
+Kind = Literal["udp", "tcp", "tls"]
+Addr = tuple[str, int]
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+SUPPORTED = "timer"  # RFC 4028
+_DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+_REASONS = {
+    180: "Ringing",
+    403: "Forbidden",
+    404: "Not Found",
+    480: "Temporarily Unavailable",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    603: "Decline",
+}
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One port's SIP identity. `name` is the application's handle (e.g. the port number)."""
+
+    name: str
+    user: str
+    password: str
+    auth_user: str | None = None
+    """Digest username when it differs from the AOR user (many PBXs use an opaque auth id)."""
+    display_name: str | None = None
+
+
+@dataclass(frozen=True)
+class UaConfig:
+    """Server settings shared by every account: the AOR domain, registrar (+ secondary for
+    failover), outbound proxy, transport and requested registration expiry."""
+
+    domain: str
+    accounts: tuple[AccountConfig, ...]
+    registrar: SipUri | None = None
+    secondary_registrar: SipUri | None = None
+    outbound_proxy: SipUri | None = None
+    transport: Kind = "udp"
+    expires: int = 3600
+    realm: str | None = None
+    user_agent: str = "Hookflash"
+    media: MediaConfig = field(default_factory=MediaConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    keepalive_interval: float | None = None
+
+
+# -- events for the application -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistrationChanged:
+    account: str
+    state: RegState
+    error: str | None
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """A new INVITE for `account`: ring the port, then `ringing`/`answer`/`reject`. Caller ID comes
+    from `asserted_identity` (RFC 3325) when the PBX gives one, and `privacy` (RFC 3323) says
+    whether to show it."""
+
+    call: str
+    account: str
+    from_uri: str
+    display_name: str | None
+    asserted_identity: str | None
+    privacy: str | None
+    alert_info: str | None
+    remote_sdp: bytes
+
+
+@dataclass(frozen=True)
+class CallProgress:
+    """A provisional response to our INVITE; `early_media` when it carried the SDP answer."""
+
+    call: str
+    status: int
+    early_media: Negotiated | None
+
+
+@dataclass(frozen=True)
+class CallAnswered:
+    call: str
+    negotiated: Negotiated
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    call: str
+    reason: str
+    status: int | None
+    by_remote: bool
+
+
+@dataclass(frozen=True)
+class CallHeld:
+    call: str
+    by_remote: bool
+    negotiated: Negotiated
+
+
+@dataclass(frozen=True)
+class CallResumed:
+    call: str
+    by_remote: bool
+    negotiated: Negotiated
+
+
+Event = RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld | CallResumed
+
+
+class CallError(ValueError):
+    """The application asked for something the call cannot do now (unknown call, wrong state)."""
+
+
+class _Unroutable(Exception):
+    """A next hop whose host the adapter did not resolve: the request fails like a 503."""
+
+
+# -- internal state ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Account:
+    config: AccountConfig
+    aor: SipUri
+    registration: reg.Registration
+    auth: DigestClient
+
+
+@dataclass
+class _Call:
+    id: str
+    account: _Account
+    outgoing: bool
+    sdp: SdpSession
+    state: Literal["calling", "ringing", "connected", "ended"] = "calling"
+    dialog: Dialog | None = None
+    invite: Request | None = None
+    """The INVITE that set the call up (ours as sent, or theirs)."""
+    client_tx: ClientTransaction | None = None
+    server_tx: ServerTransaction | None = None
+    forks: InviteForks | None = None
+    sent_acks: dict[str, Request] = field(default_factory=dict)
+    """ACKs sent for 2xx, by To tag (initial INVITE) or "cseq:N" (re-INVITE), re-sent on a
+    retransmitted 2xx (§13.2.2.4)."""
+    negotiated: Negotiated | None = None
+    remote_offer: SessionDescription | None = None
+    cancelling: bool = False
+    local_hold: bool = False
+    hold_requested: bool = False
+    remote_hold: bool = False
+    offer_in_ack: bool = False
+    """We put an offer in our 2xx (the INVITE had none): the answer comes in the ACK (RFC 3264 §4)."""
+
+
+@dataclass
+class _Pending:
+    """What a client transaction is for, so its response reaches the right place."""
+
+    purpose: Literal["register", "invite", "reinvite", "bye", "other"]
+    account: _Account
+    call: _Call | None = None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class UserAgent:
+    """Sans-IO SIP user agent for all ports (RFC 3261 §8, §10, §12-§15, RFC 3264)."""
+
+    def __init__(
+        self,
+        config: UaConfig,
+        local_addr: Addr,
+        *,
+        targets: dict[tuple[str, int | None], Addr] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """`local_addr` is the transport address for Via sent-by and Contact; `targets` maps a
+        configured server's (host, port-or-None) to the address RFC 3263 found for it."""
+        self.config = config
+        self.local_addr = local_addr
+        self._rng = rng or random.SystemRandom()
+        self._targets = dict(targets or {})
+        self.transactions = TransactionLayer(rng=self._rng)
+        self._accounts: dict[str, _Account] = {}
+        for acct in config.accounts:
+            aor = SipUri("sip", acct.user, config.domain)
+            registration = reg.Registration(
+                reg.RegistrationConfig(
+                    aor=aor,
+                    username=acct.auth_user or acct.user,
+                    password=acct.password,
+                    local_host=local_addr[0],
+                    local_port=local_addr[1],
+                    registrar=config.registrar,
+                    secondary=config.secondary_registrar,
+                    outbound_proxy=config.outbound_proxy,
+                    display_name=acct.display_name,
+                    transport=config.transport,
+                    expires=config.expires,
+                    realm=config.realm,
+                    user_agent=config.user_agent,
+                    keepalive_interval=config.keepalive_interval,
+                ),
+                rng=self._rng,
+            )
+            credentials = Credentials(acct.auth_user or acct.user, acct.password, config.realm)
+            self._accounts[acct.name] = _Account(acct, aor, registration, DigestClient(credentials))
+        self.policy = RequestPolicy(self._trusted_ips(), [a.user for a in config.accounts], config.policy)
+        self._calls: dict[str, _Call] = {}
+        self._pending: dict[ClientTransaction, _Pending] = {}
+        self._kinds: dict[Addr, Kind] = {}
+        self._transport_errors: dict[Addr, str] = {}
+        """What the transport last said about an address, for the registration's error text."""
+        self._out: list[tuple[bytes, Addr, Kind]] = []
+        self._events: deque[Event] = deque()
+        self._stopping = False
+
+    # -- aioquic-style interface --------------------------------------------------------------------
+
+    def receive(self, data: bytes, addr: Addr, kind: Kind, now: float) -> None:
+        """One datagram, or one message framed from a stream, from `addr`."""
+        reliable = kind != "udp"
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            if self.policy.source_allowed(addr[0]):  # let the transaction layer answer 400 etc.
+                self._kinds[addr] = kind
+                self.transactions.receive(data, addr, now, reliable=reliable)
+                self._pump(now)
+            return
+        if isinstance(message, Request) and not self._known_dialog(message):
+            decision = self.policy.decide(message, addr, now)
+            if decision.action is Action.DROP:
+                return
+            if decision.action is Action.REPLY:
+                answer = build_error_response(message, decision.status, decision.reason, to_tag=self._tag())
+                if answer is not None:
+                    self._out.append((answer.to_bytes(), addr, kind))
+                return
+        self._kinds[addr] = kind  # only for accepted peers: a spoofed flood must not grow this table
+        self.transactions.receive(message, addr, now, reliable=reliable)
+        self._pump(now)
+
+    def transport_error(self, addr: Addr, now: float, reason: str = "") -> None:
+        """The adapter could not reach `addr` (ICMP unreachable, connection refused or reset, TLS
+        certificate rejected): its transactions fail at once instead of waiting for Timer B/F (RFC 3261
+        §17.1.4), and `reason` becomes the registration's last error."""
+        self._transport_errors[addr] = reason
+        self.transactions.transport_error(addr)
+        self._pump(now)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def datagrams_to_send(self, now: float) -> list[tuple[bytes, Addr, Kind]]:
+        out, self._out = self._out, []
+        default = self.config.transport
+        out += [
+            (data, addr, self._kinds.get(addr, default))
+            for data, addr in self.transactions.datagrams_to_send(now)
+        ]
+        return out
+
+    def get_timer(self) -> float | None:
+        deadlines = [self.transactions.get_timer()]
+        deadlines += [a.registration.get_timer() for a in self._accounts.values()]
+        deadlines += [c.dialog.get_timer() for c in self._calls.values() if c.dialog is not None]
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def handle_timer(self, now: float) -> None:
+        self.transactions.handle_timer(now)
+        for account in self._accounts.values():
+            account.registration.handle_timer(now)
+        for call in list(self._calls.values()):
+            if call.dialog is not None:
+                call.dialog.handle_timer(now)
+        self._pump(now)
+        self._pending = {tx: p for tx, p in self._pending.items() if tx.state is not State.TERMINATED}
+
+    # -- application API ------------------------------------------------------------------------------
+
+    def start(self, now: float) -> None:
+        """Register every account (RFC 3261 §10.2)."""
+        self._stopping = False
+        for account in self._accounts.values():
+            account.registration.start(now)
+        self._pump(now)
+
+    def stop(self, now: float) -> None:
+        """Hang up every call and remove every binding; `idle` tells when that is done."""
+        self._stopping = True
+        for call in list(self._calls.values()):
+            self.hangup(call.id, now)
+        for account in self._accounts.values():
+            account.registration.stop(now)
+        self._pump(now)
+
+    @property
+    def idle(self) -> bool:
+        """No registration still being removed and no request of ours still unanswered."""
+        unregistering = any(a.registration.state is RegState.UNREGISTERING for a in self._accounts.values())
+        busy = any(tx.state in (State.CALLING, State.TRYING, State.PROCEEDING) for tx in self._pending)
+        return not unregistering and not busy
+
+    def registration_state(self, account: str) -> tuple[RegState, str | None]:
+        registration = self._account(account).registration
+        return registration.state, registration.last_error
+
+    def place_call(self, account: str, target: str, now: float, media: Addr) -> str:
+        """INVITE `target` (a SIP/tel URI, or digits/user at our domain) with an SDP offer for our RTP
+        endpoint `media`; returns the call handle (its Call-ID)."""
+        acct = self._account(account)
+        uri = self._target_uri(target)
+        call_id = f"{self._rng.getrandbits(96):024x}@hookflash"
+        sdp = SdpSession(self.config.media, media[0], media[1], random_bytes=self._random_bytes)
+        offer = sdp.create_offer().serialize().encode()
+        headers = Headers()
+        if self.config.outbound_proxy is not None:  # RFC 3261 §8.1.2 pre-loaded route
+            headers.add("Route", str(NameAddr(self.config.outbound_proxy.with_params(lr=None))))
+        headers.add("Max-Forwards", "70")
+        from_params = (("tag", self._tag()),)
+        headers.add("From", str(NameAddr(acct.aor, acct.config.display_name, from_params)))
+        headers.add("To", str(NameAddr(uri)))
+        headers.add("Call-ID", call_id)
+        headers.add("CSeq", "1 INVITE")
+        headers.add("Contact", self._contact(acct))
+        self._add_capabilities(headers)
+        headers.add("Content-Type", "application/sdp")
+        call = _Call(call_id, acct, True, sdp)
+        self._calls[call_id] = call
+        self._send_invite(call, Request("INVITE", uri, headers, offer), now)
+        self._pump(now)
+        return call_id
+
+    def ringing(self, call_id: str, now: float) -> None:
+        """180 Ringing for an incoming call (the port is ringing)."""
+        call = self._incoming(call_id)
+        assert call.dialog is not None and call.invite is not None and call.server_tx is not None
+        response = call.dialog.create_response(call.invite, 180, "Ringing", now)
+        self._add_capabilities(response.headers, response=True)
+        self.transactions.send_response(call.server_tx, response, now)
+        call.state = "ringing"
+
+    def answer(self, call_id: str, now: float, media: Addr) -> None:
+        """200 OK with our SDP answer for RTP endpoint `media` (or an offer, if the INVITE had none);
+        the transaction layer retransmits it until the ACK comes (RFC 6026)."""
+        call = self._incoming(call_id)
+        assert call.dialog is not None and call.invite is not None and call.server_tx is not None
+        call.sdp.address, call.sdp.port = media
+        if call.remote_offer is None:
+            body = call.sdp.create_offer().serialize().encode()
+        else:
+            answer, call.negotiated = call.sdp.create_answer(call.remote_offer)
+            body = answer.serialize().encode()
+        response = call.dialog.create_response(call.invite, 200, "OK", now, body, "application/sdp")
+        self._add_capabilities(response.headers, response=True)
+        self.transactions.send_response(call.server_tx, response, now)
+        call.state = "connected"
+        if call.negotiated is not None:
+            self._events.append(CallAnswered(call.id, call.negotiated))
+
+    def reject(self, call_id: str, status: int, now: float) -> None:
+        """Refuse an incoming call, e.g. 486 Busy Here or 603 Decline."""
+        if not 300 <= status < 700:
+            raise CallError(f"{status} is not a final error status")
+        call = self._incoming(call_id)
+        self._final_error(call, status, now)
+        self._end(call, "rejected", status, by_remote=False)
+
+    def hangup(self, call_id: str, now: float) -> None:
+        """CANCEL before answer (§9.1), BYE after (§15.1.1), refusal for an incoming call not yet
+        answered. Ending twice is harmless."""
+        call = self._calls.get(call_id)
+        if call is None:
+            return
+        if call.outgoing and call.state != "connected":
+            tx = call.client_tx
+            if tx is not None and not call.cancelling and self.transactions.cancel(tx, now):
+                call.cancelling = True  # the 487 (or Timer B) ends it; a crossing 2xx is ACKed and BYEd
+                self._pump(now)
+                return
+            self._end(call, "cancelled", None, by_remote=False)
+        elif not call.outgoing and call.state != "connected":
+            self._final_error(call, 480, now)
+            self._end(call, "rejected", 480, by_remote=False)
+        else:
+            self._send_bye(call, now)
+            self._end(call, "hangup", None, by_remote=False)
+        self._pump(now)
+
+    def hold(self, call_id: str, now: float) -> None:
+        """Re-INVITE with a=sendonly (RFC 3264 §8.4); CallHeld follows the 2xx."""
+        self._reoffer(self._connected(call_id), True, now)
+
+    def resume(self, call_id: str, now: float) -> None:
+        """Re-INVITE with a=sendrecv; CallResumed follows the 2xx."""
+        self._reoffer(self._connected(call_id), False, now)
+
+    # -- helpers: identity, addressing ------------------------------------------------------------------
+
+    def _account(self, name: str) -> _Account:
+        try:
+            return self._accounts[name]
+        except KeyError:
+            raise CallError(f"no account {name!r}") from None
+
+    def _call(self, call_id: str) -> _Call:
+        call = self._calls.get(call_id)
+        if call is None:
+            raise CallError(f"no call {call_id!r}")
+        return call
+
+    def _incoming(self, call_id: str) -> _Call:
+        call = self._call(call_id)
+        if call.outgoing or call.state not in ("calling", "ringing"):
+            raise CallError(f"call {call_id!r} is not an unanswered incoming call")
+        return call
+
+    def _connected(self, call_id: str) -> _Call:
+        call = self._call(call_id)
+        if call.state != "connected" or call.dialog is None:
+            raise CallError(f"call {call_id!r} is not connected")
+        return call
+
+    def _tag(self) -> str:
+        return self.transactions.new_tag()
+
+    def _random_bytes(self, n: int) -> bytes:
+        return self._rng.getrandbits(8 * n).to_bytes(n, "big")
+
+    def _trusted_ips(self) -> list[str]:
+        """The policy's allowed sources: every resolved server address and IP-literal server URI."""
+        ips = [addr[0] for addr in self._targets.values()]
+        for uri in (self.config.registrar, self.config.secondary_registrar, self.config.outbound_proxy):
+            if uri is not None and _is_ip(uri.host):
+                ips.append(uri.host.strip("[]"))
+        if self.config.registrar is None and _is_ip(self.config.domain):
+            ips.append(self.config.domain.strip("[]"))
+        return ips
+
+    def _contact(self, account: _Account) -> str:
+        return str(NameAddr(account.registration.contact))
+
+    def _via(self) -> str:
+        host = SipUri(host=self.local_addr[0], port=self.local_addr[1]).host_port
+        return f"SIP/2.0/{self.config.transport.upper()} {host};rport;branch={self.transactions.new_branch()}"
+
+    def _add_capabilities(self, headers: Headers, *, response: bool = False) -> None:
+        """Allow/Supported (RFC 3261 §20.5, §20.37) and who we are: Server in responses (§20.35)."""
+        headers.add("Allow", ALLOW)
+        headers.add("Supported", SUPPORTED)
+        headers.add("Server" if response else "User-Agent", self.config.user_agent)
+
+    def _target_uri(self, target: str) -> SipUri | TelUri:
+        if ":" in target:
+            try:
+                uri = parse_uri(target)
+            except UriError as exc:
+                raise CallError(f"bad target {target!r}: {exc}") from None
+            if not isinstance(uri, SipUri | TelUri):
+                raise CallError(f"cannot call a {target.split(':')[0]} URI")
+            return uri
+        return SipUri("sip", target, self.config.domain)
+
+    def _addr_for(self, uri: SipUri | TelUri | object) -> Addr:
+        """RFC 3263 result for a next hop: IP literals directly, configured hosts from `targets`."""
+        if not isinstance(uri, SipUri):
+            raise _Unroutable(f"cannot route to {uri}")
+        host = uri.host.strip("[]")
+        if _is_ip(host):
+            return (host, uri.port or _DEFAULT_PORT[self.config.transport])
+        found = self._targets.get((uri.host.lower(), uri.port))
+        if found is None:
+            raise _Unroutable(f"{uri.host_port} is not resolved")
+        return found
+
+    def _first_hop(self, account: _Account) -> SipUri:
+        """Out-of-dialog requests go to the outbound proxy, else to the registrar in use (so calls
+        follow a registration that failed over to the secondary)."""
+        return self.config.outbound_proxy or account.registration.registrar
+
+    def _reliable(self) -> bool:
+        return self.config.transport != "udp"
+
+    def _send(
+        self, request: Request, hop: SipUri | TelUri | object, pending: _Pending, now: float
+    ) -> ClientTransaction | None:
+        """New client transaction with our Via (Registration writes its own); an unroutable hop is
+        reported like a transport error."""
+        if "Via" not in request.headers:
+            request.headers.insert(0, "Via", self._via())
+        try:
+            addr = self._addr_for(hop)
+        except _Unroutable as exc:
+            self._failed_to_send(request, pending, str(exc), now)
+            return None
+        self._kinds.setdefault(addr, self.config.transport)
+        tx = self.transactions.send_request(request, addr, self._reliable(), now)
+        self._pending[tx] = pending
+        return tx
+
+    def _send_ack(self, ack: Request, dialog: Dialog) -> Request:
+        ack.headers.insert(0, "Via", self._via())
+        try:
+            addr = self._addr_for(dialog.next_hop)
+        except _Unroutable:
+            return ack
+        self._kinds.setdefault(addr, self.config.transport)
+        return self.transactions.send_stateless(ack, addr)
+
+    def _resend_ack(self, ack: Request, dialog: Dialog) -> None:
+        try:
+            self.transactions.send_stateless(ack, self._addr_for(dialog.next_hop))
+        except _Unroutable:
+            return
+
+    def _failed_to_send(self, request: Request, pending: _Pending, error: str, now: float) -> None:
+        if pending.purpose == "register":
+            pending.account.registration.handle_timeout(request, now)
+        elif pending.purpose == "invite" and pending.call is not None:
+            self._end(pending.call, error, 503, by_remote=False)
+
+    # -- calls: sending ------------------------------------------------------------------------------------
+
+    def _send_invite(self, call: _Call, invite: Request, now: float) -> None:
+        tx = self._send(invite, self._first_hop(call.account), _Pending("invite", call.account, call), now)
+        if tx is None:
+            return
+        call.client_tx = tx
+        call.invite = tx.request
+        call.forks = InviteForks(tx.request, rng=self._rng)
+
+    def _send_bye(self, call: _Call, now: float) -> None:
+        dialog = call.dialog
+        if dialog is None:
+            return
+        bye = dialog.create_request("BYE")
+        self._send(bye, dialog.next_hop, _Pending("bye", call.account, call), now)
+
+    def _reoffer(self, call: _Call, hold: bool, now: float) -> None:
+        dialog = call.dialog
+        assert dialog is not None
+        if any(
+            p.call is call and p.purpose == "reinvite" and tx.state in (State.CALLING, State.PROCEEDING)
+            for tx, p in self._pending.items()
+        ):
+            raise CallError("a re-INVITE of ours is still pending (RFC 3261 §14.1)")
+        offer = call.sdp.create_offer("sendonly" if hold else "sendrecv").serialize().encode()
+        call.hold_requested = hold
+        request = dialog.create_request("INVITE", offer, "application/sdp")
+        self._add_capabilities(request.headers)
+        self._send(request, dialog.next_hop, _Pending("reinvite", call.account, call), now)
+        self._pump(now)
+
+    def _final_error(self, call: _Call, status: int, now: float) -> None:
+        assert call.dialog is not None and call.invite is not None and call.server_tx is not None
+        response = call.dialog.create_response(call.invite, status, _REASONS.get(status, "Error"), now)
+        self.transactions.send_response(call.server_tx, response, now)
+
+    def _end(self, call: _Call, reason: str, status: int | None, *, by_remote: bool) -> None:
+        if call.state == "ended":
+            return
+        call.state = "ended"
+        self._calls.pop(call.id, None)
+        self._events.append(CallEnded(call.id, reason, status, by_remote))
+
+    @staticmethod
+    def _auth_answer(request: Request, response: Response, account: _Account) -> list[AuthHeader] | None:
+        """Credentials answering a 401/407 (RFC 3261 §22.2), or None when the challenge cannot (or,
+        after a rejected fresh answer, must not again) be answered."""
+        status = response.status
+        challenge = "WWW-Authenticate" if status == 401 else "Proxy-Authenticate"
+        sent_name = "Authorization" if status == 401 else "Proxy-Authorization"
+        try:
+            return account.auth.handle_challenge(
+                status,
+                response.headers.lines(challenge),
+                request.method,
+                str(request.uri),
+                request.body,
+                sent=request.headers.lines(sent_name),
+            )
+        except AuthError:
+            return None
+
+    @staticmethod
+    def _with_credentials(request: Request, answer: list[AuthHeader]) -> Request:
+        """An out-of-dialog request again with credentials, keeping those answering the other kind of
+        challenge; CSeq grows since it is a new transaction (§8.1.3.5)."""
+        replaced = {name.lower() for name, _ in answer}
+        headers = Headers()
+        for name, value in request.headers:
+            if name.lower() not in ("via", "v", *replaced):
+                headers.add(name, value)
+        for name, value in answer:
+            headers.add(name, value)
+        headers.set("CSeq", f"{request.cseq.number + 1} {request.method}")
+        return Request(request.method, request.uri, headers, request.body)
+
+    # -- event pump ---------------------------------------------------------------------------------
+
+    def _pump(self, now: float) -> None:
+        """Move everything the layers produced until nothing is left: transaction events to calls and
+        registrations, registration requests to the transaction layer, dialog timers to requests."""
+        progress = True
+        while progress:
+            progress = False
+            while (event := self.transactions.next_event()) is not None:
+                progress = True
+                self._on_transaction_event(event, now)
+            for account in self._accounts.values():
+                registration = account.registration
+                while (out := registration.next_request()) is not None:
+                    progress = True
+                    self._send(out.request, out.next_hop, _Pending("register", account), now)
+                while (rev := registration.next_event()) is not None:
+                    progress = True
+                    if isinstance(rev, reg.SendKeepAlive):
+                        try:
+                            addr = self._addr_for(rev.next_hop)
+                        except _Unroutable:
+                            continue
+                        self._out.append((rev.data, addr, self.config.transport))
+                    else:
+                        self._events.append(RegistrationChanged(account.config.name, rev.state, rev.error))
+            for call in list(self._calls.values()):
+                while call.dialog is not None and (dev := call.dialog.next_event()) is not None:
+                    progress = True
+                    self._on_dialog_event(call, dev, now)
+
+    def _on_dialog_event(
+        self, call: _Call, event: RefreshDue | RetryDue | SessionExpired, now: float
+    ) -> None:
+        dialog = call.dialog
+        assert dialog is not None
+        if isinstance(event, SessionExpired):
+            self._send(event.bye, dialog.next_hop, _Pending("bye", call.account, call), now)
+            self._end(call, "session expired", None, by_remote=False)
+            return
+        purpose: Literal["reinvite", "other"] = "reinvite" if event.request.method == "INVITE" else "other"
+        self._send(event.request, dialog.next_hop, _Pending(purpose, call.account, call), now)
+
+    def _on_transaction_event(
+        self,
+        event: RequestReceived
+        | ResponseReceived
+        | TransactionTimeout
+        | CancelReceived
+        | AckReceived
+        | AckTimeout
+        | TransportError,
+        now: float,
+    ) -> None:
+        if isinstance(event, RequestReceived):
+            self._on_request(event.transaction, event.request, now)
+        elif isinstance(event, ResponseReceived):
+            pending = self._pending.get(event.transaction)
+            if pending is not None:
+                self._on_response(event.transaction, pending, event.response, now)
+        elif isinstance(event, TransactionTimeout | TransportError):
+            tx = event.transaction
+            if isinstance(tx, ClientTransaction):
+                pending = self._pending.pop(tx, None)
+                if pending is not None:
+                    status = 408 if isinstance(event, TransactionTimeout) else 503
+                    self._client_failed(tx, pending, status, now)
+        elif isinstance(event, CancelReceived):
+            call = self._call_of_server_tx(event.transaction)
+            if call is not None:
+                self._final_error(call, 487, now)
+                self._end(call, "cancelled", 487, by_remote=True)
+        elif isinstance(event, AckReceived):
+            self._on_ack(event.request, now)
+        else:  # AckTimeout: our 2xx was never acknowledged (§13.3.1.4)
+            call = self._call_of_server_tx(event.transaction)
+            if call is not None:
+                self._send_bye(call, now)
+                self._end(call, "no ACK for our 200 OK", None, by_remote=False)
+
+    def _call_of_server_tx(self, tx: ServerTransaction) -> _Call | None:
+        return next((c for c in self._calls.values() if c.server_tx is tx), None)
+
+    def _client_failed(self, tx: ClientTransaction, pending: _Pending, status: int, now: float) -> None:
+        """Timer B/F or a transport error: §8.1.3.1 treats it as 408 (503 for the transport)."""
+        if pending.purpose == "register":
+            reason = self._transport_errors.pop(tx.addr, "") if status == 503 else ""
+            error = f"cannot reach {tx.addr[0]}:{tx.addr[1]}: {reason}" if reason else None
+            pending.account.registration.handle_timeout(tx.request, now, error)
+            return
+        call = pending.call
+        if call is None:
+            return
+        if pending.purpose == "invite" and tx is call.client_tx:
+            reason = "cancelled" if call.cancelling else ("timeout" if status == 408 else "transport error")
+            self._end(call, reason, status, by_remote=False)
+        elif pending.purpose in ("reinvite", "other") and call.state == "connected":
+            self._send_bye(call, now)  # §12.2.1.2: the dialog is gone
+            self._end(call, "timeout" if status == 408 else "transport error", status, by_remote=False)
+
+    # -- responses ----------------------------------------------------------------------------------
+
+    def _on_response(self, tx: ClientTransaction, pending: _Pending, response: Response, now: float) -> None:
+        if pending.purpose == "register":
+            pending.account.registration.handle_response(response, now)
+            return
+        call = pending.call
+        if call is None:
+            return
+        if response.status in (401, 407):
+            self._challenged(tx, pending, call, response, now)
+            return
+        if pending.purpose == "invite":
+            self._on_invite_response(call, tx, response, now)
+        elif pending.purpose == "reinvite":
+            self._on_reinvite_response(call, tx, response, now)
+        elif call.dialog is not None:
+            call.dialog.receive_response(tx.request, response, now)
+            self._dialog_gone(call, response)
+
+    def _dialog_gone(self, call: _Call, response: Response) -> None:
+        """A 408/481 to an in-dialog request ended the dialog at the peer (§12.2.1.2): so is the call."""
+        if call.dialog is not None and call.dialog.state is DialogState.TERMINATED and response.status >= 300:
+            self._end(call, f"{response.status} {response.reason}".strip(), response.status, by_remote=True)
+
+    def _challenged(
+        self, tx: ClientTransaction, pending: _Pending, call: _Call, response: Response, now: float
+    ) -> None:
+        answer = self._auth_answer(tx.request, response, pending.account)
+        if pending.purpose == "invite":
+            if tx is not call.client_tx:
+                return
+            if answer is None or call.state == "ended" or call.cancelling:
+                self._end(call, "authentication failed", response.status, by_remote=True)
+            else:
+                self._send_invite(call, self._with_credentials(tx.request, answer), now)
+            return
+        dialog = call.dialog
+        if dialog is None:
+            return
+        dialog.receive_response(tx.request, response, now)
+        if answer is None:
+            return
+        # In-dialog: the dialog numbers the retry so its CSeq space stays consistent (§12.2.1.1).
+        extra: list[tuple[str, str]] = list(answer)
+        if tx.request.method == "INVITE":
+            extra += [("Allow", ALLOW), ("Supported", SUPPORTED), ("User-Agent", self.config.user_agent)]
+        retry = dialog.create_request(tx.request.method, tx.request.body, tx.request.content_type, extra)
+        self._send(retry, dialog.next_hop, pending, now)
+
+    def _on_invite_response(self, call: _Call, tx: ClientTransaction, response: Response, now: float) -> None:
+        if tx is not call.client_tx or call.forks is None:
+            return
+        status = response.status
+        result = call.forks.receive_response(response, now)
+        if 200 <= status < 300:
+            tag = response.to_tag or ""
+            dialog = result.dialog
+            if dialog is None or result.ack is None:
+                return
+            if tag in call.sent_acks:
+                self._resend_ack(call.sent_acks[tag], dialog)
+                return
+            call.sent_acks[tag] = self._send_ack(result.ack, dialog)
+            if result.bye is not None:  # another fork answered too: keep the first (§13.2.2.4)
+                self._send(result.bye, dialog.next_hop, _Pending("other", call.account, call), now)
+                return
+            call.dialog = dialog
+            if call.state == "ended" or call.cancelling:
+                self._send_bye(call, now)  # our CANCEL crossed their 200 (§9.1)
+                self._end(call, "cancelled", None, by_remote=False)
+                return
+            negotiated = call.negotiated
+            if response.body and negotiated is None:
+                try:
+                    negotiated = call.sdp.process_answer(parse_sdp(response.body))
+                except (SdpError, NotAcceptable) as exc:
+                    self._send_bye(call, now)
+                    self._end(call, f"unusable SDP answer: {exc}", None, by_remote=False)
+                    return
+            if negotiated is None:
+                self._send_bye(call, now)
+                self._end(call, "2xx without an SDP answer", None, by_remote=False)
+                return
+            call.negotiated = negotiated
+            call.state = "connected"
+            self._events.append(CallAnswered(call.id, negotiated))
+        elif status < 200:
+            if result.dialog is not None and call.dialog is None:
+                call.dialog = result.dialog
+            early = None
+            if response.body and call.negotiated is None:
+                try:
+                    early = call.sdp.process_answer(parse_sdp(response.body))
+                except (SdpError, NotAcceptable):
+                    early = None
+                call.negotiated = early
+            if status > 100:
+                call.state = "ringing"
+                self._events.append(CallProgress(call.id, status, early))
+        else:
+            cancelled = call.cancelling and status == 487
+            reason = "cancelled" if cancelled else f"{status} {response.reason}".strip()
+            self._end(call, reason, status, by_remote=not cancelled)
+
+    def _on_reinvite_response(
+        self, call: _Call, tx: ClientTransaction, response: Response, now: float
+    ) -> None:
+        dialog = call.dialog
+        if dialog is None:
+            return
+        status = response.status
+        key = f"cseq:{tx.request.cseq.number}"
+        if 200 <= status < 300 and key in call.sent_acks:
+            self._resend_ack(call.sent_acks[key], dialog)
+            return
+        dialog.receive_response(tx.request, response, now)
+        if status < 200:
+            return
+        if status >= 300:
+            self._dialog_gone(call, response)
+            return  # 491/422 are retried by the dialog; other failures leave the hold state as it was
+        call.sent_acks[key] = self._send_ack(dialog.create_ack(tx.request), dialog)
+        if call.state == "ended" or not response.body:
+            return
+        try:
+            negotiated = call.sdp.process_answer(parse_sdp(response.body))
+        except SdpError:
+            return  # a session refresh answered with our old SDP: nothing outstanding, nothing changes
+        except NotAcceptable as exc:
+            self._send_bye(call, now)
+            self._end(call, f"unusable SDP answer: {exc}", None, by_remote=False)
+            return
+        call.negotiated = negotiated
+        call.local_hold = call.hold_requested
+        self._hold_events(call, negotiated, by_remote=False)
+
+    def _hold_events(self, call: _Call, negotiated: Negotiated, *, by_remote: bool) -> None:
+        """CallHeld/CallResumed when the hold state on this side changed."""
+        if by_remote:
+            held = negotiated.direction in ("recvonly", "inactive")
+            if held != call.remote_hold:
+                call.remote_hold = held
+                self._events.append((CallHeld if held else CallResumed)(call.id, True, negotiated))
+        else:
+            event = CallHeld if call.local_hold else CallResumed
+            self._events.append(event(call.id, False, negotiated))
+
+    # -- requests -----------------------------------------------------------------------------------
+
+    def _known_dialog(self, request: Request) -> bool:
+        """An in-dialog request for a call of ours: it proves knowledge of both random tags, so the
+        policy's source check does not apply (a peer that does not Record-Route sends BYE directly)."""
+        try:
+            if request.to_tag is None:
+                return False
+            call = self._calls.get(request.call_id)
+            return (
+                call is not None
+                and call.dialog is not None
+                and call.dialog.id == Dialog.id_of_request(request)
+            )
+        except HeaderError:
+            return False
+
+    def _respond(
+        self, tx: ServerTransaction, request: Request, status: int, reason: str, now: float
+    ) -> Response:
+        response = build_error_response(request, status, reason, to_tag=self._tag())
+        assert response is not None
+        if status == 405 or (request.method == "OPTIONS" and status == 200):
+            self._add_capabilities(response.headers, response=True)
+            response.headers.add("Accept", "application/sdp")
+        self.transactions.send_response(tx, response, now)
+        return response
+
+    def _on_request(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        method = request.method
+        if request.to_tag is not None:
+            self._in_dialog(tx, request, now)
+        elif method == "INVITE":
+            self._incoming_invite(tx, request, now)
+        elif method == "OPTIONS":
+            self._respond(tx, request, 200, "OK", now)  # RFC 3261 §11.2
+        elif method in ("BYE", "UPDATE", "INFO"):
+            self._respond(tx, request, 481, "Call/Transaction Does Not Exist", now)
+        else:
+            self._respond(tx, request, 405, "Method Not Allowed", now)
+
+    def _account_for(self, request: Request) -> _Account | None:
+        user = request.uri.user if isinstance(request.uri, SipUri) else None
+        return next((a for a in self._accounts.values() if a.config.user == user), None)
+
+    def _incoming_invite(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        account = self._account_for(request)
+        if account is None or self._stopping:
+            self._respond(
+                tx, request, 404 if account is None else 480, _REASONS[404 if account is None else 480], now
+            )
+            return
+        unknown = [r for r in request.headers.get_all("Require") if r.strip().lower() != "timer"]
+        if unknown:
+            response = build_error_response(request, 420, "Bad Extension", to_tag=self._tag())
+            assert response is not None
+            response.headers.add("Unsupported", ", ".join(unknown))  # RFC 3261 §8.2.2.3
+            self.transactions.send_response(tx, response, now)
+            return
+        tag = self._tag()
+        try:
+            too_small = check_session_interval(request, MIN_SE, tag)
+            dialog = Dialog.create_uas(request, tag, self._contact(account), rng=self._rng)
+        except (ValueError, HeaderError):
+            self._respond(tx, request, 400, "Bad Request", now)
+            return
+        if too_small is not None:
+            self.transactions.send_response(tx, too_small, now)
+            return
+        # Our RTP endpoint is the application's to choose at answer time; the answer is tried now,
+        # with a placeholder port, only to refuse an unusable offer before the phone rings.
+        sdp = SdpSession(self.config.media, self.local_addr[0], 9, random_bytes=self._random_bytes)
+        call = _Call(request.call_id, account, False, sdp)
+        call.dialog, call.invite, call.server_tx = dialog, request, tx
+        if request.body:
+            try:
+                call.remote_offer = parse_sdp(request.body)
+                sdp.create_answer(call.remote_offer)
+            except SdpError as exc:
+                self._respond(tx, request, 400, f"Bad SDP: {exc}"[:100], now)
+                return
+            except NotAcceptable:
+                self.transactions.send_response(
+                    tx, dialog.create_response(request, 488, _REASONS[488], now), now
+                )
+                return
+        else:
+            call.offer_in_ack = True
+        self._calls[call.id] = call
+        from_ = request.from_
+        self._events.append(
+            IncomingCall(
+                call=call.id,
+                account=account.config.name,
+                from_uri=str(from_.uri),
+                display_name=from_.display_name,
+                asserted_identity=request.headers.get("P-Asserted-Identity"),
+                privacy=request.headers.get("Privacy"),
+                alert_info=request.headers.get("Alert-Info"),
+                remote_sdp=request.body,
+            )
+        )
+
+    def _on_ack(self, ack: Request, now: float) -> None:
+        """The ACK for a 2xx: it carries the answer when our 2xx carried the offer (RFC 3264 §4)."""
+        call = self._calls.get(ack.call_id)
+        if call is None or not call.offer_in_ack or call.dialog is None:
+            return
+        if call.dialog.id != Dialog.id_of_request(ack):
+            return
+        call.offer_in_ack = False
+        try:
+            negotiated = call.sdp.process_answer(parse_sdp(ack.body))
+        except (SdpError, NotAcceptable) as exc:
+            self._send_bye(call, now)
+            self._end(call, f"unusable SDP answer in ACK: {exc}", None, by_remote=False)
+            return
+        first = call.negotiated is None  # the call's first exchange; else an offerless re-INVITE's
+        call.negotiated = negotiated
+        if first:
+            self._events.append(CallAnswered(call.id, negotiated))
+        else:
+            self._hold_events(call, negotiated, by_remote=True)
+
+    def _in_dialog(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        call = self._calls.get(request.call_id)
+        dialog = call.dialog if call is not None else None
+        if call is None or dialog is None or dialog.id != Dialog.id_of_request(request):
+            self._respond(tx, request, 481, "Call/Transaction Does Not Exist", now)  # §12.2.2
+            return
+        error = dialog.receive_request(request)
+        if error is not None:
+            self.transactions.send_response(tx, error, now)
+            return
+        method = request.method
+        if method == "BYE":
+            self.transactions.send_response(tx, dialog.create_response(request, 200, "OK", now), now)
+            if not call.outgoing and call.state != "connected":
+                self._final_error(call, 487, now)  # §15.1.2: the unanswered INVITE is terminated too
+            self._end(call, "remote hangup", None, by_remote=True)
+        elif method in ("INVITE", "UPDATE"):
+            self._remote_offer(call, dialog, tx, request, now)
+        elif method in ("OPTIONS", "INFO"):
+            response = dialog.create_response(request, 200, "OK", now)
+            if method == "OPTIONS":
+                self._add_capabilities(response.headers, response=True)
+            self.transactions.send_response(tx, response, now)
+        else:
+            response = dialog.create_response(request, 405, "Method Not Allowed", now)
+            self._add_capabilities(response.headers, response=True)
+            self.transactions.send_response(tx, response, now)
+
+    def _remote_offer(
+        self, call: _Call, dialog: Dialog, tx: ServerTransaction, request: Request, now: float
+    ) -> None:
+        """A re-INVITE or UPDATE (RFC 3264 §8, RFC 3311): answer keeping our own hold state; their
+        sendonly/inactive (or c=0.0.0.0) is a remote hold."""
+        direction: Direction = "sendonly" if call.local_hold else "sendrecv"
+        if not request.body:
+            if request.method == "UPDATE":  # a session refresh (RFC 4028 §7): no offer
+                self.transactions.send_response(tx, dialog.create_response(request, 200, "OK", now), now)
+                return
+            body = call.sdp.create_offer(direction).serialize().encode()
+            call.offer_in_ack = True
+            response = dialog.create_response(request, 200, "OK", now, body, "application/sdp")
+            self._add_capabilities(response.headers, response=True)
+            self.transactions.send_response(tx, response, now)
+            return
+        try:
+            answer, negotiated = call.sdp.create_answer(parse_sdp(request.body), direction)
+        except SdpError as exc:
+            self.transactions.send_response(
+                tx, dialog.create_response(request, 400, f"Bad SDP: {exc}"[:100], now), now
+            )
+            return
+        except NotAcceptable:
+            self.transactions.send_response(tx, dialog.create_response(request, 488, _REASONS[488], now), now)
+            return
+        response = dialog.create_response(
+            request, 200, "OK", now, answer.serialize().encode(), "application/sdp"
+        )
+        self._add_capabilities(response.headers, response=True)
+        self.transactions.send_response(tx, response, now)
+        call.negotiated = negotiated
+        self._hold_events(call, negotiated, by_remote=True)
