@@ -13,7 +13,7 @@ test: system-deps lint
 
 lint: venv
 	$(BIN)/ruff check $(SRC)
-	$(BIN)/mypy dsp hal
+	$(BIN)/mypy dsp hal firmware
 
 bench: system-deps venv
 	$(BIN)/python -m bench
