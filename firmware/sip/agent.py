@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
-from firmware.sip.ua import Addr, Event, UaConfig, UserAgent
+from firmware.sip.ua import Addr, Event, ServerKey, UaConfig, UserAgent
 from firmware.sip.uri import SipUri
 
 __all__ = ["AgentConfig", "SipAgent"]
@@ -34,7 +34,8 @@ class AgentConfig:
     """`local_host`/`local_port` is where we bind (port 0: any free one). When bound to a wildcard,
     `advertised_host` (or, when None, the source address the OS picks toward the registrar) goes
     into Via and Contact. TLS verifies the server against `tls_ca_file` (system store when None);
-    without `tls_server` we accept no TLS connections and take requests on our own connection."""
+    without `tls_server` we accept no TLS connections and take requests on our own connection.
+    `nameservers` (with `dns_port`) replaces the system's DNS servers for RFC 3263 lookups."""
 
     ua: UaConfig
     local_host: str = "0.0.0.0"
@@ -45,6 +46,7 @@ class AgentConfig:
     tls_server_name: str | None = None
     tls_server: ssl.SSLContext | None = None
     nameservers: tuple[str, ...] | None = None
+    dns_port: int = 53
     stop_timeout: float = 5.0
 
 
@@ -99,7 +101,7 @@ class SipAgent:
         try:
             host = cfg.advertised_host or transport.local_addr[0]
             if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
-                first = next(iter(targets.values()), None) or self._literal_server()
+                first = next((addrs[0] for addrs in targets.values()), None) or self._literal_server()
                 host = _source_ip_toward(first[0]) if first else "127.0.0.1"
             port = transport.local_addr[1] or cfg.local_port or _DEFAULT_PORT[cfg.ua.transport]
             self._ua = UserAgent(cfg.ua, (host, port), targets=targets)
@@ -131,9 +133,10 @@ class SipAgent:
             self._idle.clear()
             await self._idle.wait()
 
-    async def _resolve(self) -> dict[tuple[str, int | None], Addr]:
-        """RFC 3263 for every configured server named by host; failures leave it out (requests to it
-        then fail like a transport error and registration backs off or fails over)."""
+    async def _resolve(self) -> dict[ServerKey, list[Addr]]:
+        """RFC 3263 for every configured server named by host: all its addresses in order, for the
+        UA to fail over through (§4.3); failures leave it out (requests to it then fail like a
+        transport error and registration backs off or fails over)."""
         ua = self.config.ua
         servers = [ua.registrar, ua.secondary_registrar, ua.outbound_proxy]
         if ua.registrar is None:
@@ -141,15 +144,15 @@ class SipAgent:
         names = [s for s in servers if s is not None and not _is_ip(s.host)]
         if not names:
             return {}
-        resolver = DnsResolver(self.config.nameservers)
-        targets: dict[tuple[str, int | None], Addr] = {}
+        resolver = DnsResolver(self.config.nameservers, port=self.config.dns_port)
+        targets: dict[ServerKey, list[Addr]] = {}
         for uri in names:
             try:
                 found = await resolver.resolve(uri, (ua.transport,))
             except ResolveError as exc:
                 _log.warning("cannot resolve %s: %s", uri, exc)
                 continue
-            targets[(uri.host.lower(), uri.port)] = (found[0].host, found[0].port)
+            targets[(uri.host.lower(), uri.port)] = [(t.host, t.port) for t in found]
         return targets
 
     def _literal_server(self) -> Addr | None:

@@ -7,8 +7,10 @@ meets asyncio"): `receive(data, addr, kind, now)`, `next_event()`, `datagrams_to
 `get_timer()`, `handle_timer(now)`; application calls (`place_call`, `answer`, `hangup`...) take `now`
 too, and the adapter transmits after each.
 
-Name resolution (RFC 3263) is the adapter's: it hands in `targets` for the configured registrar,
-secondary and outbound proxy hosts; IP-literal URIs (Record-Route, Contact) need no lookup.
+Name resolution (RFC 3263) is the adapter's: it hands in `targets`, the ordered address list for each
+configured registrar, secondary and outbound proxy host; IP-literal URIs (Record-Route, Contact) need no
+lookup. A request whose transaction times out, meets a transport error or is answered 503 is sent again
+to the server's next address (RFC 3263 §4.3), and later requests stay with the address that worked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -86,6 +89,8 @@ __all__ = [
 
 Kind = Literal["udp", "tcp", "tls"]
 Addr = tuple[str, int]
+ServerKey = tuple[str, int | None]
+"""A configured server by name: (lower-case host, port or None), as `targets` is keyed."""
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
 SUPPORTED = "timer"  # RFC 4028
@@ -251,6 +256,11 @@ class _Pending:
     purpose: Literal["register", "invite", "reinvite", "bye", "other"]
     account: _Account
     call: _Call | None = None
+    server: ServerKey | None = None
+    """The resolved server the request went to (None for an IP literal), which of its addresses it
+    went to first and which it went to last."""
+    first_target: int = 0
+    target: int = 0
 
 
 def _is_ip(host: str) -> bool:
@@ -269,15 +279,17 @@ class UserAgent:
         config: UaConfig,
         local_addr: Addr,
         *,
-        targets: dict[tuple[str, int | None], Addr] | None = None,
+        targets: Mapping[ServerKey, Sequence[Addr]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         """`local_addr` is the transport address for Via sent-by and Contact; `targets` maps a
-        configured server's (host, port-or-None) to the address RFC 3263 found for it."""
+        configured server's (host, port-or-None) to the addresses RFC 3263 found for it, in order."""
         self.config = config
         self.local_addr = local_addr
         self._rng = rng or random.SystemRandom()
-        self._targets = dict(targets or {})
+        self._targets = {key: list(addrs) for key, addrs in (targets or {}).items() if addrs}
+        self._current: dict[ServerKey, int] = {}
+        """Per server, the index of the address in use: the first, or the last that worked (§4.3)."""
         self.transactions = TransactionLayer(rng=self._rng)
         self._accounts: dict[str, _Account] = {}
         for acct in config.accounts:
@@ -528,7 +540,7 @@ class UserAgent:
 
     def _trusted_ips(self) -> list[str]:
         """The policy's allowed sources: every resolved server address and IP-literal server URI."""
-        ips = [addr[0] for addr in self._targets.values()]
+        ips = [addr[0] for addrs in self._targets.values() for addr in addrs]
         for uri in (self.config.registrar, self.config.secondary_registrar, self.config.outbound_proxy):
             if uri is not None and _is_ip(uri.host):
                 ips.append(uri.host.strip("[]"))
@@ -562,15 +574,22 @@ class UserAgent:
 
     def _addr_for(self, uri: SipUri | TelUri | object) -> Addr:
         """RFC 3263 result for a next hop: IP literals directly, configured hosts from `targets`."""
+        return self._route(uri)[0]
+
+    def _route(self, uri: SipUri | TelUri | object) -> tuple[Addr, ServerKey | None, int]:
+        """The address for a next hop, with the server and address index when it was resolved: the
+        address in use for that server (RFC 3263 §4.3)."""
         if not isinstance(uri, SipUri):
             raise _Unroutable(f"cannot route to {uri}")
         host = uri.host.strip("[]")
         if _is_ip(host):
-            return (host, uri.port or _DEFAULT_PORT[self.config.transport])
-        found = self._targets.get((uri.host.lower(), uri.port))
+            return (host, uri.port or _DEFAULT_PORT[self.config.transport]), None, 0
+        key = (uri.host.lower(), uri.port)
+        found = self._targets.get(key)
         if found is None:
             raise _Unroutable(f"{uri.host_port} is not resolved")
-        return found
+        index = self._current.get(key, 0)
+        return found[index], key, index
 
     def _first_hop(self, account: _Account) -> SipUri:
         """Out-of-dialog requests go to the outbound proxy, else to the registrar in use (so calls
@@ -585,17 +604,52 @@ class UserAgent:
     ) -> ClientTransaction | None:
         """New client transaction with our Via (Registration writes its own); an unroutable hop is
         reported like a transport error."""
-        if "Via" not in request.headers:
-            request.headers.insert(0, "Via", self._via())
         try:
-            addr = self._addr_for(hop)
+            addr, pending.server, pending.target = self._route(hop)
         except _Unroutable as exc:
             self._failed_to_send(request, pending, str(exc), now)
             return None
+        pending.first_target = pending.target
+        return self._transmit(request, addr, pending, now)
+
+    def _transmit(self, request: Request, addr: Addr, pending: _Pending, now: float) -> ClientTransaction:
+        """Send `request` to `addr` in a new client transaction; an INVITE becomes its call's."""
+        if "Via" not in request.headers:
+            request.headers.insert(0, "Via", self._via())
         self._kinds.setdefault(addr, self.config.transport)
         tx = self.transactions.send_request(request, addr, self._reliable(), now)
         self._pending[tx] = pending
+        if pending.purpose == "invite" and pending.call is not None:
+            call = pending.call
+            call.client_tx = tx
+            call.invite = tx.request
+            call.forks = InviteForks(tx.request, rng=self._rng)
         return tx
+
+    def _fail_over(self, tx: ClientTransaction, pending: _Pending, now: float) -> bool:
+        """RFC 3263 §4.3: after a timeout, transport error or 503, send the request again, identical
+        but for a new Via branch (a new transaction), to the server's next address (wrapping round, as
+        a request may have started at a later address that worked before). The server's address in
+        use moves on with it, back to the first once all have failed. False when every address has
+        had the request, or it no longer matters (a cancelled or ended call)."""
+        key = pending.server
+        if key is None:
+            return False
+        addrs = self._targets[key]
+        following = (pending.target + 1) % len(addrs)
+        exhausted = following == pending.first_target
+        if self._current.get(key, 0) == pending.target:
+            self._current[key] = 0 if exhausted else following
+        if exhausted or not self._still_wanted(tx, pending):
+            return False
+        headers = Headers()
+        for name, value in tx.request.headers:
+            if name.lower() not in ("via", "v"):
+                headers.add(name, value)
+        request = Request(tx.request.method, tx.request.uri, headers, tx.request.body)
+        pending.target = following
+        self._transmit(request, addrs[following], pending, now)
+        return True
 
     def _send_ack(self, ack: Request, dialog: Dialog) -> Request:
         ack.headers.insert(0, "Via", self._via())
@@ -618,15 +672,21 @@ class UserAgent:
         elif pending.purpose == "invite" and pending.call is not None:
             self._end(pending.call, error, 503, by_remote=False)
 
+    @staticmethod
+    def _still_wanted(tx: ClientTransaction, pending: _Pending) -> bool:
+        """Whether a failed request is worth sending again: not for a call already over (except its
+        BYE), nor for an INVITE that was cancelled or replaced."""
+        call = pending.call
+        if call is None or pending.purpose == "bye":
+            return True
+        if pending.purpose == "invite":
+            return tx is call.client_tx and not call.cancelling and call.state != "ended"
+        return call.state != "ended"
+
     # -- calls: sending ------------------------------------------------------------------------------------
 
     def _send_invite(self, call: _Call, invite: Request, now: float) -> None:
-        tx = self._send(invite, self._first_hop(call.account), _Pending("invite", call.account, call), now)
-        if tx is None:
-            return
-        call.client_tx = tx
-        call.invite = tx.request
-        call.forks = InviteForks(tx.request, rng=self._rng)
+        self._send(invite, self._first_hop(call.account), _Pending("invite", call.account, call), now)
 
     def _send_bye(self, call: _Call, now: float) -> None:
         dialog = call.dialog
@@ -779,10 +839,13 @@ class UserAgent:
         return next((c for c in self._calls.values() if c.server_tx is tx), None)
 
     def _client_failed(self, tx: ClientTransaction, pending: _Pending, status: int, now: float) -> None:
-        """Timer B/F or a transport error: §8.1.3.1 treats it as 408 (503 for the transport)."""
+        """Timer B/F or a transport error: the next address of the server if it has one (RFC 3263
+        §4.3), else §8.1.3.1 treats it as 408 (503 for the transport)."""
+        cause = self._transport_errors.pop(tx.addr, "") if status == 503 else ""
+        if self._fail_over(tx, pending, now):
+            return
         if pending.purpose == "register":
-            reason = self._transport_errors.pop(tx.addr, "") if status == 503 else ""
-            error = f"cannot reach {tx.addr[0]}:{tx.addr[1]}: {reason}" if reason else None
+            error = f"cannot reach {tx.addr[0]}:{tx.addr[1]}: {cause}" if cause else None
             pending.account.registration.handle_timeout(tx.request, now, error)
             return
         call = pending.call
@@ -798,6 +861,8 @@ class UserAgent:
     # -- responses ----------------------------------------------------------------------------------
 
     def _on_response(self, tx: ClientTransaction, pending: _Pending, response: Response, now: float) -> None:
+        if response.status == 503 and self._fail_over(tx, pending, now):  # RFC 3263 §4.3
+            return
         if pending.purpose == "register":
             pending.account.registration.handle_response(response, now)
             return

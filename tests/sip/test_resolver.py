@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import threading
 from collections import Counter
 from collections.abc import Iterator
 
-import dns.message
-import dns.rcode
-import dns.rrset
 import pytest
 
 from firmware.sip.resolver import (
@@ -29,6 +25,7 @@ from firmware.sip.resolver import (
     order_srv,
 )
 from firmware.sip.uri import SipUri, parse_uri
+from tests.dnsserver import dns_server as serve_dns
 
 
 def uri(text: str) -> SipUri:
@@ -203,38 +200,9 @@ DROPPED = {("v4only.example.net.", "AAAA")}
 
 @pytest.fixture
 def dns_server() -> Iterator[int]:
-    """A UDP DNS server on a free loopback port answering from ZONE (NXDOMAIN for unknown names)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, addr = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            query = dns.message.from_wire(data)
-            response = dns.message.make_response(query)
-            question = query.question[0]
-            name, rdtype = question.name.to_text(), dns.rdatatype.to_text(question.rdtype)
-            if (name, rdtype) in DROPPED:
-                continue
-            if (name, rdtype) in ZONE:
-                response.answer.append(dns.rrset.from_text(name, 60, "IN", rdtype, *ZONE[(name, rdtype)]))
-            elif not any(key[0] == name for key in ZONE):
-                response.set_rcode(dns.rcode.NXDOMAIN)
-            sock.sendto(response.to_wire(), addr)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        stop.set()
-        thread.join(timeout=2)
-        sock.close()
+    """The loopback DNS server answering from ZONE."""
+    with serve_dns(ZONE, DROPPED) as port:
+        yield port
 
 
 def test_adapter_resolves_naptr_srv_and_addresses(dns_server: int) -> None:
