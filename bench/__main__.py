@@ -16,7 +16,8 @@ import numpy as np
 from bench.common import Row
 
 MODULES = ("bench.bench_g711", "bench.bench_dtmf", "bench.bench_tones", "bench.bench_callerid",
-           "bench.bench_plc", "bench.bench_echo", "bench.bench_jitter", "bench.bench_sip")
+           "bench.bench_plc", "bench.bench_echo", "bench.bench_jitter", "bench.bench_pipeline",
+           "bench.bench_sip")
 
 
 def _fmt(x: float | None) -> str:

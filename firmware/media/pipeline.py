@@ -1,0 +1,199 @@
+"""The 20 ms media tick for every port at once (DESIGN.md, "One 20 ms tick").
+
+Per tick, numpy over all ports: echo cancellation (G.168) of what we played last tick out of what we
+read, DTMF detection, fax/modem tone detection (T.30 CNG, V.25 ANS/CED), in-band DTMF suppression
+for ports relaying RFC 4733, G.711 encode (grouped by codec), G.711 decode and G.711 Appendix I
+concealment, call-progress tones, level meters. Python loops over ports run only where a per-call
+object must be asked (`MediaSession`: packets in and out), and only for ports in a call.
+
+The pipeline is sans-IO: `tick(frames, now)` returns the earpiece frames and the datagrams to send;
+`MediaClock` moves them between the board, the sockets and the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from dsp.dtmf import DtmfDetector, DtmfEvent
+from dsp.echo import EchoCanceller
+from dsp.faxdetect import FaxDetector
+from dsp.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from dsp.level import LevelMeter, power_dbm0
+from dsp.plc import Plc
+from dsp.synth import to_int16
+from dsp.tone_table import Tone
+from dsp.tones import ToneGenerator
+from firmware.media.dtmf_relay import InbandSuppressor
+from firmware.media.session import FRAME, Datagram, MediaSession
+
+Int16Array = npt.NDArray[np.int16]
+RATE = 8000
+
+
+class FaxTone(StrEnum):
+    CNG = "cng"
+    """The calling fax's 1100 Hz, heard from the phone (T.30)."""
+    CED = "ced"
+    """The answering fax's or modem's 2100 Hz, heard from the far end (T.30 CED, V.25 ANS)."""
+
+
+@dataclass(frozen=True)
+class FaxEvent:
+    port: int
+    tone: FaxTone
+
+
+@dataclass
+class TickResult:
+    """What one tick produced: earpiece frames for `board.write`, datagrams per port, and events for
+    call control (every port's DTMF, for digit collection too; fax tones seen)."""
+
+    frames: Int16Array
+    datagrams: list[tuple[int, Datagram]]
+    dtmf: list[DtmfEvent]
+    fax: list[FaxEvent]
+
+
+class Pipeline:
+    """Media processing for `ports` ports; `attach` a `MediaSession` when a port's call has media."""
+
+    def __init__(self, ports: int, tail_ms: float = 64.0) -> None:
+        self.ports = ports
+        self.echo = EchoCanceller(ports, tail_ms=tail_ms)
+        self.dtmf = DtmfDetector(ports)
+        self.faxdetect = FaxDetector(2 * ports)
+        """Uplink ports, then downlink ports: a fax may call or answer on either side."""
+        self.suppressor = InbandSuppressor(ports)
+        self.plc = Plc(ports)
+        self.tones = ToneGenerator(ports)
+        self.levels = LevelMeter(2 * ports)
+        """Uplink (after echo cancellation) then downlink (what the earpiece gets) levels."""
+        self.sessions: list[MediaSession | None] = [None] * ports
+        self._origin = np.zeros(ports, dtype=np.int64)
+        """Detector sample at which each port's session started (its DTMF timeline's zero)."""
+        self._samples = 0
+        self._far = np.zeros((ports, FRAME), dtype=np.int16)
+        self._relay = np.zeros(ports, dtype=bool)
+        self._active: list[tuple[int, MediaSession]] = []
+        self._groups: list[tuple[npt.NDArray[np.int64], bool]] = []
+        """(ports, is A-law) per codec among ports in a call."""
+
+    # -- call control ---------------------------------------------------------------------------
+    def attach(self, port: int, session: MediaSession) -> None:
+        """Start `port`'s call media: a new line balance, so the echo canceller forgets the old path."""
+        self.sessions[port] = session
+        self._origin[port] = self._samples
+        self.echo.reset(port)
+        self.echo.force_bypass(port, False)
+        self._regroup()
+
+    def detach(self, port: int) -> MediaSession | None:
+        """End `port`'s call media; returns the session (for its `close` and `stats`)."""
+        session, self.sessions[port] = self.sessions[port], None
+        self.echo.force_bypass(port, False)
+        self._regroup()
+        return session
+
+    def play_tone(self, port: int, tone: Tone) -> None:
+        """Play a call-progress tone to `port` (mixed over call audio when in a call, e.g. call waiting)."""
+        self.tones.play(port, tone)
+
+    def stop_tone(self, port: int) -> None:
+        self.tones.stop(port)
+
+    def _regroup(self) -> None:
+        self._active = [(p, s) for p, s in enumerate(self.sessions) if s is not None]
+        self._relay = np.array([s is not None and s.relay and not s.fax for s in self.sessions])
+        groups = []
+        for alaw in (False, True):
+            ports = [p for p, s in enumerate(self.sessions) if s is not None and (s.codec == "PCMA") == alaw]
+            if ports:
+                groups.append((np.array(ports, dtype=np.int64), alaw))
+        self._groups = groups
+
+    def _enter_fax(self, port: int, session: MediaSession) -> None:
+        """G.711 pass-through for a fax/modem call: echo canceller off, fixed jitter buffer."""
+        session.enter_fax()
+        self.echo.force_bypass(port, True)
+        self._regroup()
+
+    @property
+    def uplink_dbm0(self) -> npt.NDArray[np.float64]:
+        return self.levels.dbm0[:self.ports]
+
+    @property
+    def downlink_dbm0(self) -> npt.NDArray[np.float64]:
+        return self.levels.dbm0[self.ports:]
+
+    # -- the tick -------------------------------------------------------------------------------
+    def tick(self, frames: npt.ArrayLike, now: float) -> TickResult:
+        """Process one 20 ms frame of mouthpiece audio [ports, 160]; `now` stamps the session timers."""
+        near = self.echo.process(self._far, frames)
+        dtmf = self.dtmf.process(near)
+        active = self._active
+        if dtmf:
+            self._relay_digits(dtmf, near)
+        up = near
+        if self._relay.any():
+            suppress = np.array([s is not None and s.suppress for s in self.sessions])
+            delayed = self.suppressor.process(near, suppress)
+            up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
+        payloads: dict[int, bytes] = {}
+        for ports, alaw in self._groups:
+            blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
+            payloads.update((p, blob[i * FRAME:(i + 1) * FRAME]) for i, p in enumerate(ports.tolist()))
+        lost = np.zeros(self.ports, dtype=bool)
+        arrived: dict[int, bytes] = {}
+        datagrams: list[tuple[int, Datagram]] = []
+        for port, session in active:
+            datagrams += ((port, dg) for dg in session.next_uplink(payloads[port], now))
+            payload, lost[port] = session.next_downlink(now)
+            if payload is not None:
+                arrived[port] = payload
+        received = np.zeros((self.ports, FRAME), dtype=np.int16)
+        for ports, alaw in self._groups:
+            got = [p for p in ports.tolist() if p in arrived]
+            if got:
+                codes = np.frombuffer(b"".join(arrived[p] for p in got), dtype=np.uint8)
+                received[got] = (alaw_decode if alaw else ulaw_decode)(codes).reshape(len(got), FRAME)
+        out = self.plc.process(received, lost).astype(np.float64)
+        for port, session in active:
+            if session.tones_active:
+                out[port] = session.tone_frame()
+        out += self.tones.next_frame(FRAME)
+        self._far = to_int16(out)
+        both = np.concatenate([near, self._far])
+        self.levels.update(both)
+        fax = self._fax(both)
+        self._samples += FRAME
+        return TickResult(self._far, datagrams, dtmf, fax)
+
+    def _relay_digits(self, events: list[DtmfEvent], near: Int16Array) -> None:
+        """Hand each port's digit events to its session, on the session's timeline."""
+        by_port: dict[int, list[DtmfEvent]] = {}
+        for ev in events:
+            if self.sessions[ev.port] is not None:
+                shift = self._origin[ev.port] / RATE
+                by_port.setdefault(ev.port, []).append(replace(ev, time_s=ev.time_s - shift))
+        for port, evs in by_port.items():
+            session = self.sessions[port]
+            assert session is not None
+            session.handle_dtmf(evs, float(power_dbm0(near[port])))
+
+    def _fax(self, both: Int16Array) -> list[FaxEvent]:
+        """Detect CNG/CED either way; a port in a call switches to pass-through on the first one."""
+        cng, ced = self.faxdetect.process(both)
+        if not (cng.any() or ced.any()):
+            return []
+        events = []
+        for tone, hits in ((FaxTone.CNG, cng), (FaxTone.CED, ced)):
+            for port in sorted({int(i) % self.ports for i in np.flatnonzero(hits)}):
+                events.append(FaxEvent(port, tone))
+                session = self.sessions[port]
+                if session is not None and not session.fax:
+                    self._enter_fax(port, session)
+        return events

@@ -1,0 +1,98 @@
+"""MediaClock on a real-time SimBoard: tick pacing, misses, sockets, hook events, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from aiortc.rtp import RtcpByePacket, RtcpPacket, RtpPacket
+
+from dsp.g711 import ulaw_encode
+from dsp.synth import tone
+from firmware.media.clock import MediaClock
+from firmware.media.pipeline import Pipeline, TickResult
+from firmware.sip.sdp import Negotiated
+from hal.events import HookEvent
+from hal.sim import SimBoard
+
+
+class Peer(asyncio.DatagramProtocol):
+    """A plain UDP far end: records RTP it gets and echoes nothing."""
+
+    def __init__(self) -> None:
+        self.packets: list[RtpPacket] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.packets.append(RtpPacket.parse(data))
+
+
+async def _call_for_one_second() -> tuple[MediaClock, Peer, list[HookEvent], int, float]:
+    loop = asyncio.get_running_loop()
+    board = SimBoard(2, realtime=True)
+    clock = MediaClock(board, Pipeline(2))
+    hooks: list[HookEvent] = []
+    clock.on_hook = hooks.extend
+    ticks: list[TickResult] = []
+    clock.on_tick = ticks.append
+    peer_transport, peer = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+    peer_port = peer_transport.get_extra_info("sockname")[1]
+    host, rtp_port = await clock.bind(0, "127.0.0.1")
+    assert rtp_port % 2 == 0
+    session = clock.start_session(0, Negotiated("PCMU", 0, 8000, 101, 20, "127.0.0.1", peer_port,
+                                                ("127.0.0.1", peer_port + 1), "sendrecv", None))
+    board.phones[0].lift(board.now())
+    task = asyncio.create_task(clock.run())
+    start = time.monotonic()
+    # The peer sends 50 packets of 440 Hz to our RTP socket while the clock runs.
+    audio = ulaw_encode(tone([440.0], -10.0, 8000)).tobytes()
+    for k in range(50):
+        packet = RtpPacket(payload_type=0, sequence_number=k, timestamp=160 * k, ssrc=7,
+                           payload=audio[160 * k:160 * (k + 1)])
+        peer_transport.sendto(packet.serialize(), (host, rtp_port))
+        await asyncio.sleep(0.02)
+    clock.stop()
+    await asyncio.wait_for(task, timeout=2.0)
+    elapsed = time.monotonic() - start
+    received = session.stats().packets_received
+    peer_transport.close()
+    assert len(ticks) == clock.metrics.ticks
+    return clock, peer, hooks, received, elapsed
+
+
+def test_ticks_every_20_ms_without_misses_and_stops_cleanly() -> None:
+    clock, peer, hooks, received, elapsed = asyncio.run(asyncio.wait_for(_call_for_one_second(), 10.0))
+    m = clock.metrics
+    assert m.ticks / elapsed == pytest.approx(50.0, rel=0.1)
+    assert m.misses == 0
+    assert 0 < m.median_us <= m.max_us < 20_000
+    assert [e.port for e in hooks] == [0]  # the lift, dispatched from the tick
+    assert received == 50  # the peer's packets reached the session through our socket
+    assert len(peer.packets) == pytest.approx(m.ticks, abs=2)
+    assert {p.payload_type for p in peer.packets} == {0}
+    assert clock._sockets == {}  # run() closed every socket on the way out
+
+
+def test_end_session_sends_bye_and_closes_the_sockets() -> None:
+    async def scenario() -> tuple[list[bytes], bool]:
+        loop = asyncio.get_running_loop()
+        got: list[bytes] = []
+
+        class Rtcp(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                got.append(data)
+
+        rtcp_t, _ = await loop.create_datagram_endpoint(Rtcp, local_addr=("127.0.0.1", 0))
+        rtcp_port = rtcp_t.get_extra_info("sockname")[1]
+        clock = MediaClock(SimBoard(1, realtime=True), Pipeline(1))
+        await clock.bind(0, "127.0.0.1")
+        clock.start_session(0, Negotiated("PCMU", 0, 8000, None, 20, "127.0.0.1", 9,
+                                          ("127.0.0.1", rtcp_port), "sendrecv", None))
+        stats = clock.end_session(0)
+        await asyncio.sleep(0.05)
+        rtcp_t.close()
+        return got, stats is not None and clock.pipeline.sessions[0] is None and not clock._sockets
+
+    got, detached = asyncio.run(asyncio.wait_for(scenario(), 5.0))
+    assert detached and len(got) == 1
+    assert any(isinstance(p, RtcpByePacket) for p in RtcpPacket.parse(got[0]))
