@@ -251,6 +251,9 @@ class SipAgent:
     def hangup(self, call: str) -> None:
         self._step(lambda ua, now: ua.hangup(call, now))
 
+    def send_info(self, call: str, content_type: str, body: bytes) -> None:
+        self._step(lambda ua, now: ua.send_info(call, content_type, body, now))
+
     def hold(self, call: str) -> None:
         self._step(lambda ua, now: ua.hold(call, now))
 

@@ -201,7 +201,18 @@ class CallResumed:
     negotiated: Negotiated
 
 
-Event = RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld | CallResumed
+@dataclass(frozen=True)
+class InfoReceived:
+    """An in-dialog INFO (legacy use, RFC 6086 §1: DTMF as application/dtmf-relay or
+    application/dtmf); already answered 200, the body is for the media layer to read."""
+
+    call: str
+    content_type: str | None
+    body: bytes
+
+
+Event = (RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld
+         | CallResumed | InfoReceived)
 
 
 class CallError(ValueError):
@@ -496,6 +507,15 @@ class UserAgent:
         else:
             self._send_bye(call, now)
             self._end(call, "hangup", None, by_remote=False)
+        self._pump(now)
+
+    def send_info(self, call_id: str, content_type: str, body: bytes, now: float) -> None:
+        """Send an in-dialog INFO (RFC 6086), e.g. a DTMF digit as application/dtmf-relay."""
+        call = self._connected(call_id)
+        dialog = call.dialog
+        assert dialog is not None
+        info = dialog.create_request("INFO", body=body, content_type=content_type)
+        self._send(info, dialog.next_hop, _Pending("other", call.account, call), now)
         self._pump(now)
 
     def hold(self, call_id: str, now: float) -> None:
@@ -1155,6 +1175,8 @@ class UserAgent:
             if method == "OPTIONS":
                 self._add_capabilities(response.headers, response=True)
             self.transactions.send_response(tx, response, now)
+            if method == "INFO" and request.body:
+                self._events.append(InfoReceived(call.id, request.content_type, request.body))
         else:
             response = dialog.create_response(request, 405, "Method Not Allowed", now)
             self._add_capabilities(response.headers, response=True)

@@ -20,6 +20,7 @@ from firmware.sip.ua import (
     CallResumed,
     Event,
     IncomingCall,
+    InfoReceived,
     RegistrationChanged,
     UaConfig,
     UserAgent,
@@ -572,6 +573,24 @@ def test_challenged_bye_is_retried_with_credentials_and_the_next_cseq() -> None:
     (again,) = requests(ua, "BYE", 3.1)
     assert again.cseq.number == 2 and again.headers.lines("Proxy-Authorization")
     assert again.routes and str(again.routes[0].uri) == "sip:192.0.2.1;lr"
+
+
+def test_info_both_ways_for_dtmf_relay() -> None:
+    """RFC 6086 INFO in the dialog: ours carries the body we give; theirs is answered 200 and its
+    body handed to the application (the media layer parses application/dtmf-relay)."""
+    ua = make_ua()
+    call, ok, _ = answered_incoming(ua)
+    ua.send_info(call, "application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", 3.0)
+    (info,) = requests(ua, "INFO", 3.0)
+    assert info.content_type == "application/dtmf-relay" and info.body.startswith(b"Signal=5")
+    body = b"Signal=#\r\nDuration=100\r\n"
+    typed = f"Content-Type: application/dtmf-relay\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    raw = inbound("INFO", cseq=2, to_tag=ok.to_tag, branch="z9hG4bKinfo").replace(
+        b"Content-Length: 0\r\n\r\n", typed + body
+    )
+    ua.receive(raw, PROXY, "udp", 3.2)
+    assert [r.status for r in responses(ua, 3.2)] == [200]
+    assert events(ua) == [InfoReceived(call, "application/dtmf-relay", body)]
 
 
 def test_session_timer_refresh_by_us() -> None:
