@@ -1,0 +1,1 @@
+"""Stored data (SQLite): the call history with each call's media statistics."""
