@@ -34,6 +34,9 @@ FAX_JITTER_MS = 100.0
 """Fixed playout delay in fax/modem pass-through: a buffer that adapts (drops or inserts frames)
 breaks a modem's carrier, so it is pinned at a depth that absorbs ordinary jitter (T.38-less
 fax over G.711, as ITU-T V.152 voice-band data describes)."""
+ECHO_GUARD_FRAMES = 5
+"""Ticks after a relayed digit last sounded in the earpiece during which a digit detected in the
+uplink is its hybrid echo (echo delay + the detector's ~40 ms), not a key: it is not relayed back."""
 
 
 class Datagram(NamedTuple):
@@ -76,6 +79,7 @@ class MediaSession:
         self._dtmf_out = DtmfSender(origin)
         self._dtmf_in = DtmfReceiver()
         self._tones = ToneOut()
+        self._echo_guard = 0
         self._samples = 0
         """Uplink samples taken so far (the DTMF timeline's position)."""
         self._pending = b""
@@ -125,11 +129,14 @@ class MediaSession:
         if not self.relay or self.fax:  # fax: a modem's tones are data, not digits to relay
             return
         for event in events:
+            if event.start and self._echo_guard:
+                continue  # our own relayed digit coming back through the hybrid
             self._dtmf_out.handle(event, level_dbm0)
 
     def next_uplink(self, payload: bytes, now: float) -> list[Datagram]:
         """This tick's G.711 payload (160 bytes) in; the datagrams to send out."""
         out: list[Datagram] = []
+        self._echo_guard = max(0, self._echo_guard - 1)
         remote = self._receiver.remote
         sending = self.direction in ("sendrecv", "sendonly")
         if self.relay:
@@ -177,6 +184,7 @@ class MediaSession:
 
     def tone_frame(self) -> npt.NDArray[np.int16]:
         """The next 20 ms of relayed digits for the earpiece (RFC 4733 §2.5.2)."""
+        self._echo_guard = ECHO_GUARD_FRAMES
         return self._tones.frame(FRAME)
 
     # -- control --------------------------------------------------------------------------------
