@@ -21,7 +21,7 @@ from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
 from firmware.sip.ua import Addr, Event, ServerKey, UaConfig, UserAgent
-from firmware.sip.uri import SipUri
+from firmware.sip.uri import SipUri, is_ip_literal
 
 __all__ = ["AgentConfig", "SipAgent"]
 
@@ -48,14 +48,6 @@ class AgentConfig:
     nameservers: tuple[str, ...] | None = None
     dns_port: int = 53
     stop_timeout: float = 5.0
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 def _source_ip_toward(ip: str) -> str:
@@ -100,7 +92,7 @@ class SipAgent:
         transport = await self._open_transport()
         try:
             host = cfg.advertised_host or transport.local_addr[0]
-            if _is_ip(host) and ipaddress.ip_address(host).is_unspecified:
+            if is_ip_literal(host) and ipaddress.ip_address(host).is_unspecified:
                 first = next((addrs[0] for addrs in targets.values()), None) or self._literal_server()
                 host = _source_ip_toward(first[0]) if first else "127.0.0.1"
             port = transport.local_addr[1] or cfg.local_port or _DEFAULT_PORT[cfg.ua.transport]
@@ -141,7 +133,7 @@ class SipAgent:
         servers = [ua.registrar, ua.secondary_registrar, ua.outbound_proxy]
         if ua.registrar is None:
             servers.append(SipUri("sip", None, ua.domain))
-        names = [s for s in servers if s is not None and not _is_ip(s.host)]
+        names = [s for s in servers if s is not None and not is_ip_literal(s.host)]
         if not names:
             return {}
         resolver = DnsResolver(self.config.nameservers, port=self.config.dns_port)
@@ -158,7 +150,7 @@ class SipAgent:
     def _literal_server(self) -> Addr | None:
         ua = self.config.ua
         for uri in (ua.outbound_proxy, ua.registrar, SipUri("sip", None, ua.domain)):
-            if uri is not None and _is_ip(uri.host):
+            if uri is not None and is_ip_literal(uri.host):
                 return (uri.host.strip("[]"), uri.port or _DEFAULT_PORT[ua.transport])
         return None
 
@@ -173,7 +165,7 @@ class SipAgent:
         context = client_tls_context(cfg.tls_ca_file, cfg.tls_verify)
         # RFC 5922 §7.3: the certificate must name the SIP domain we asked for, not the address DNS gave.
         named = cfg.ua.outbound_proxy or cfg.ua.registrar or SipUri("sip", None, cfg.ua.domain)
-        server_name = cfg.tls_server_name or (None if _is_ip(named.host) else named.host)
+        server_name = cfg.tls_server_name or (None if is_ip_literal(named.host) else named.host)
         return await open_tls(
             local,
             self._on_message,

@@ -12,7 +12,6 @@ error or a 503 (RFC 3263 §4.3).
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ import dns.rdtypes.IN.NAPTR
 import dns.rdtypes.IN.SRV
 import dns.resolver
 
-from firmware.sip.uri import SipUri
+from firmware.sip.uri import SipUri, is_ip_literal
 
 __all__ = [
     "DnsAnswers",
@@ -107,14 +106,6 @@ class Located:
     targets: list[Target]
 
 
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _key(name: str) -> str:
     return name.lower().rstrip(".")
 
@@ -166,7 +157,7 @@ def locate(
     if explicit is not None and explicit not in transports:
         return Located([], [])
     # §4.2: a numeric address needs no DNS; neither does the transport when a port is given (§4.1).
-    if _is_ip(host):
+    if is_ip_literal(host):
         return Located([], [Target(fallback, host, uri.port or _DEFAULT_PORT[fallback])])
     if uri.port is not None:
         return _with_addresses([(fallback, host, uri.port)], answers)
@@ -209,7 +200,7 @@ def _transport_param(uri: SipUri, secure: bool) -> TransportName | None:
 def _address_queries(hosts: set[str], answers: DnsAnswers) -> list[Query]:
     missing: list[Query] = []
     for host in sorted(hosts):
-        if _is_ip(host):
+        if is_ip_literal(host):
             continue
         if host not in answers.a:
             missing.append(Query(host, "A"))
@@ -225,7 +216,7 @@ def _with_addresses(hops: list[tuple[TransportName, str, int]], answers: DnsAnsw
         return Located(missing, [])
     targets: list[Target] = []
     for transport, host, port in hops:
-        addresses = [host] if _is_ip(host) else answers.a[host] + answers.aaaa[host]
+        addresses = [host] if is_ip_literal(host) else answers.a[host] + answers.aaaa[host]
         for address in addresses:
             target = Target(transport, address, port)
             if target not in targets:

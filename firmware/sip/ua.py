@@ -15,7 +15,6 @@ to the server's next address (RFC 3263 §4.3), and later requests stay with the 
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -68,7 +67,7 @@ from firmware.sip.transaction import (
     TransactionTimeout,
     TransportError,
 )
-from firmware.sip.uri import SipUri, TelUri, UriError, parse_uri
+from firmware.sip.uri import SipUri, TelUri, UriError, is_ip_literal, parse_uri
 
 __all__ = [
     "ALLOW",
@@ -272,14 +271,6 @@ class _Pending:
     went to first and which it went to last."""
     first_target: int = 0
     target: int = 0
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 class UserAgent:
@@ -562,9 +553,9 @@ class UserAgent:
         """The policy's allowed sources: every resolved server address and IP-literal server URI."""
         ips = [addr[0] for addrs in self._targets.values() for addr in addrs]
         for uri in (self.config.registrar, self.config.secondary_registrar, self.config.outbound_proxy):
-            if uri is not None and _is_ip(uri.host):
+            if uri is not None and is_ip_literal(uri.host):
                 ips.append(uri.host.strip("[]"))
-        if self.config.registrar is None and _is_ip(self.config.domain):
+        if self.config.registrar is None and is_ip_literal(self.config.domain):
             ips.append(self.config.domain.strip("[]"))
         return ips
 
@@ -602,7 +593,7 @@ class UserAgent:
         if not isinstance(uri, SipUri):
             raise _Unroutable(f"cannot route to {uri}")
         host = uri.host.strip("[]")
-        if _is_ip(host):
+        if is_ip_literal(host):
             return (host, uri.port or _DEFAULT_PORT[self.config.transport]), None, 0
         key = (uri.host.lower(), uri.port)
         found = self._targets.get(key)

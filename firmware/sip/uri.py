@@ -19,6 +19,7 @@ __all__ = [
     "Uri",
     "UriError",
     "escape",
+    "is_ip_literal",
     "parse_uri",
     "unescape",
 ]
@@ -107,6 +108,16 @@ def parse_host(text: str) -> str:
     if _HOSTNAME_RE.fullmatch(text) is None:
         raise UriError(f"invalid host: {text!r}")
     return text
+
+
+def is_ip_literal(host: str) -> bool:
+    """Whether `host` is an IPv4 or IPv6 address (brackets allowed): such hosts bypass DNS (RFC 3263
+    §4.2)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def format_host(host: str) -> str:

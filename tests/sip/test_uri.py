@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.sip.uri import AbsoluteUri, SipUri, TelUri, UriError, escape, parse_uri, unescape
+from firmware.sip.uri import (
+    AbsoluteUri,
+    SipUri,
+    TelUri,
+    UriError,
+    escape,
+    is_ip_literal,
+    parse_uri,
+    unescape,
+)
 
 
 @pytest.mark.parametrize(
@@ -150,3 +159,11 @@ def test_other_schemes_are_opaque() -> None:
 def test_invalid(text: str) -> None:
     with pytest.raises(UriError):
         parse_uri(text)
+
+
+@pytest.mark.parametrize(("host", "literal"), [
+    ("192.0.2.1", True), ("[2001:db8::1]", True), ("::1", True),
+    ("pbx.example.com", False), ("192.0.2", False), ("", False),
+])
+def test_ip_literals_are_recognised_so_they_bypass_dns(host: str, literal: bool) -> None:
+    assert is_ip_literal(host) is literal  # RFC 3263 §4.2
