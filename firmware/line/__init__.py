@@ -1,0 +1,1 @@
+"""Call control: one sans-IO state machine per port, the dial plan, call features."""

@@ -1,0 +1,1 @@
+"""Tests of call control: the dial plan."""
