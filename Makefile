@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SRC    := $(wildcard firmware hal dsp web) tests bench
 APT    := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)
 
-.PHONY: test lint bench venv system-deps clean
+.PHONY: test lint bench run venv system-deps clean
 
 test: system-deps lint
 	$(BIN)/pytest
@@ -17,6 +17,10 @@ lint: venv
 
 bench: system-deps venv
 	$(BIN)/python -m bench
+
+# The gateway on the simulator: two phones (101, 102) that call each other, driven from the console.
+run: venv
+	$(BIN)/hookflash run --config examples/hookflash.toml --console
 
 venv: $(STAMP)
 

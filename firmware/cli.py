@@ -1,5 +1,8 @@
 """The `hookflash` command line.
 
+`hookflash run --config FILE` runs the gateway until SIGINT/SIGTERM (`--console`: drive the
+simulator's phones from stdin, see firmware/console.py).
+`hookflash config check FILE` validates a config file and lists every problem in it.
 `hookflash dsp ...` runs the signal blocks on WAV files, so a user (or a script) can check a
 recording of a line: which digits were pressed, what caller ID was sent, what a country's tone
 sounds like. Errors are one line on stderr with exit code 2, never a traceback.
@@ -71,9 +74,67 @@ def _tone(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_check(args: argparse.Namespace) -> int:
+    from firmware.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(f"{args.file}: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK ({len(cfg.ports)} ports, backend {cfg.hardware.backend}, "
+          f"registrar {cfg.sip.registrar or 'none'})")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from firmware.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        for error in exc.errors:
+            print(f"{args.config}: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.system.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console = args.console if args.console is not None else (
+        cfg.hardware.backend == "sim" and sys.stdin.isatty())
+    if console and cfg.hardware.backend != "sim":
+        raise UsageError("--console drives simulated phones: it needs hardware.backend = \"sim\"")
+    from firmware.app import serve
+
+    def ready(gateway: object) -> None:
+        print(f"hookflash: ready ({cfg.hardware.backend} backend, {len(cfg.ports)} ports, "
+              f"{'intercom only' if cfg.intercom_only else 'registrar ' + cfg.sip.registrar}); "
+              "Ctrl-C stops", flush=True)
+
+    from hal.board import HardwareError
+
+    try:
+        asyncio.run(serve(cfg, ready=ready, console=console))
+    except (HardwareError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookflash", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("run", help="run the gateway until SIGINT/SIGTERM")
+    p.add_argument("--config", type=Path, required=True, help="the TOML config file")
+    p.add_argument("--console", action=argparse.BooleanOptionalAction, default=None,
+                   help="drive the simulator's phones from stdin (default: on for sim on a terminal)")
+    p.set_defaults(func=_run)
+    config = commands.add_parser("config", help="configuration file tools").add_subparsers(
+        dest="tool", required=True)
+    p = config.add_parser("check", help="validate a config file, listing every error")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_config_check)
     dsp = commands.add_parser("dsp", help="signal tools on WAV files").add_subparsers(
         dest="tool", required=True)
     p = dsp.add_parser("dtmf-decode", help="print 'digit start_s end_s' for each key press")

@@ -1,0 +1,444 @@
+"""The gateway: the one place that knows every part (DESIGN.md "The house").
+
+It opens the board, runs the media clock, starts a SIP agent when a registrar is configured (one
+account per enabled port, named by the port index), keeps one `PortLine` per configured port and
+executes what they ask. A number that is another port's extension is connected locally (intercom):
+the callee rings with the caller's extension and display name as caller ID, and once answered the
+two ports talk real RTP to each other over 127.0.0.1 (PCMU, telephone-event 101, 20 ms), so a local
+call goes through the same media path as a PBX call. Without a registrar only intercom calls exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from dsp.callerid import generate_callerid, generate_dtmf_callerid
+from dsp.tones import Tone, country, ring_cadence, tone
+from firmware.config import Config
+from firmware.line.dialplan import DialPlan
+from firmware.line.port import (
+    Action,
+    Answer,
+    CallOver,
+    ConnectMedia,
+    DisconnectMedia,
+    Hangup,
+    PlaceCall,
+    PlayTone,
+    PortLine,
+    Reject,
+    Ring,
+    SetFeed,
+    State,
+    StopRing,
+    StopTone,
+)
+from firmware.media.clock import MediaClock
+from firmware.media.pipeline import Pipeline, TickResult
+from firmware.media.rtcp import CallStats
+from firmware.media.rtp import Address
+from firmware.sip.agent import SipAgent
+from firmware.sip.sdp import Negotiated
+from firmware.sip.ua import CallAnswered, CallEnded, CallProgress, Event, IncomingCall, RegistrationChanged
+from firmware.sip.uri import parse_uri
+from firmware.store.history import CallHistory, CallRecord
+from hal.backends import open_board
+from hal.board import Board
+from hal.events import HookEvent
+from hal.line import AlertMode
+
+_log = logging.getLogger("hookflash")
+
+LOOPBACK = "127.0.0.1"
+PCMU = 0
+TELEPHONE_EVENT = 101
+PTIME = 20
+ALERT_MODES = {"bell202": AlertMode.AFTER_FIRST_RING, "v23": AlertMode.DT_AS,
+               "dtmf": AlertMode.LINE_REVERSAL}
+"""Caller-ID slot per standard: GR-30-CORE after the first ring; ETSI EN 300 659-1 DT-AS for V.23;
+ETSI ES 200 778-1 annex B line reversal for DTMF caller ID."""
+
+
+@dataclass
+class _Leg:
+    """A port's side of its current call."""
+
+    kind: Literal["sip", "local"]
+    id: str
+    peer: int | None = None
+    """The other port of a local call."""
+    bound: asyncio.Task[Address] | None = None
+    negotiated: Negotiated | None = None
+    want_media: bool = False
+    media_on: bool = False
+    stats: CallStats | None = None
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class Gateway:
+    """Everything that runs while `hookflash run` runs; `start()`, then `stop()` (idempotent)."""
+
+    def __init__(self, config: Config, *, board: Board | None = None) -> None:
+        self.config = config
+        self.country = config.regional.country
+        self.board = board if board is not None else open_board(config.to_board_config())
+        self.pipeline = Pipeline(self.board.ports)
+        self.clock = MediaClock(self.board, self.pipeline, on_hook=self._on_hook, on_tick=self._on_tick)
+        self.lines: dict[int, PortLine] = {}
+        tones = frozenset(country(self.country).tones)
+        self.extensions: dict[str, int] = {}
+        for index, port in enumerate(config.ports[:self.board.ports]):
+            if port.enabled:
+                self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan), tones,
+                                             hotline=port.hotline)
+                self.extensions[port.extension] = index
+        self.agent: SipAgent | None = None
+        self.history: CallHistory | None = None
+        self._legs: dict[int, _Leg] = {}
+        self._by_call: dict[str, int] = {}
+        self._local_ids = 0
+        self._clock_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopped = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        data = Path(self.config.system.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        self.history = CallHistory(self.config.system.history_db)
+        self._clock_task = asyncio.create_task(self.clock.run(), name="media-clock")
+        if not self.config.intercom_only:
+            self.agent = SipAgent(self.config.to_agent_config(), on_event=self._on_sip)
+            await self.agent.start()
+        mode = f"registrar {self.config.sip.registrar}" if self.agent else "intercom only (no registrar)"
+        _log.info("gateway ready: %s backend, %d ports, %s, extensions %s", self.config.hardware.backend,
+                  self.board.ports, mode, ", ".join(f"{e}=port {p + 1}" for e, p in self.extensions.items()))
+
+    async def stop(self) -> None:
+        """Hang up every call, unregister, stop ringing, close the board (pins safe) and the history."""
+        if self._stopped:
+            return
+        self._stopped = True
+        now = self.board.now()
+        for port in list(self._legs):
+            del self._legs[port]
+            self.clock.end_session(port)
+        for line in self.board.lines:
+            line.stop_ring(now)
+        for task in list(self._tasks):
+            task.cancel()
+        if self.agent is not None:
+            await self.agent.stop()  # BYE/CANCEL for every call, then un-REGISTER
+        self.clock.stop()
+        if self._clock_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_task
+        self.board.close()
+        if self.history is not None:
+            self.history.close()
+        _log.info("gateway stopped")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+    # -- inputs ---------------------------------------------------------------------------------
+    def _on_hook(self, events: list[HookEvent]) -> None:
+        for event in events:
+            line = self.lines.get(event.port)
+            if line is not None:
+                _log.debug("port %d: %s", event.port + 1, event.kind)
+                self._run(event.port, line.hook(event, self.board.now()))
+
+    def _on_tick(self, result: TickResult) -> None:
+        now = self.board.now()
+        for ev in result.dtmf:
+            line = self.lines.get(ev.port)
+            if line is not None:
+                self._run(ev.port, line.dtmf(ev.digit, ev.start, now))
+        for port, line in self.lines.items():
+            deadline = line.get_timer()
+            if deadline is not None and deadline <= now:
+                self._run(port, line.handle_timer(now))
+
+    def _on_sip(self, event: Event) -> None:
+        now = self.board.now()
+        if isinstance(event, RegistrationChanged):
+            _log.info("port %s registration: %s%s", int(event.account) + 1, event.state,
+                      f" ({event.error})" if event.error else "")
+        elif isinstance(event, IncomingCall):
+            self._incoming_sip(event, now)
+        elif (port := self._by_call.get(getattr(event, "call", ""))) is not None:
+            leg, line = self._legs.get(port), self.lines[port]
+            if leg is None:
+                return
+            if isinstance(event, CallProgress):
+                if event.early_media is not None:
+                    leg.negotiated = event.early_media
+                self._run(port, line.progress(event.status, event.early_media is not None, now))
+            elif isinstance(event, CallAnswered):
+                leg.negotiated = event.negotiated
+                session = self.pipeline.sessions[port]
+                if leg.media_on and session is not None:  # early media: the final answer may differ
+                    session.update(event.negotiated)
+                self._run(port, line.answered(now))
+                self._start_media(port, leg)
+            elif isinstance(event, CallEnded):
+                self._by_call.pop(event.call, None)
+                self._run(port, line.ended(event.reason, event.status, now))
+
+    def _incoming_sip(self, event: IncomingCall, now: float) -> None:
+        assert self.agent is not None
+        port = int(event.account)
+        line = self.lines.get(port)
+        if line is None:
+            self.agent.reject(event.call, 404)
+            return
+        number, name = _caller(event)
+        actions = line.incoming(event.call, number, name, now)
+        if not any(isinstance(a, Reject) for a in actions):
+            leg = _Leg("sip", event.call)
+            leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
+            self._legs[port] = leg
+            self._by_call[event.call] = port
+            self.agent.ringing(event.call)
+        self._run(port, actions)
+
+    # -- actions --------------------------------------------------------------------------------
+    def _run(self, port: int, actions: list[Action]) -> None:
+        for action in actions:
+            _log.debug("port %d: %s", port + 1, action)
+            self._execute(port, action)
+
+    def _execute(self, port: int, action: Action) -> None:
+        now = self.board.now()
+        leg = self._legs.get(port)
+        if isinstance(action, PlayTone):
+            self.pipeline.play_tone(port, self._tone(action.name))
+        elif isinstance(action, StopTone):
+            self.pipeline.stop_tone(port)
+        elif isinstance(action, Ring):
+            self._ring(port, action, now)
+        elif isinstance(action, StopRing):
+            self.board.lines[port].stop_ring(now)
+        elif isinstance(action, SetFeed):
+            self.board.lines[port].set_feed(action.feed)
+        elif isinstance(action, PlaceCall):
+            self._place(port, action.number, now)
+        elif isinstance(action, Answer) and leg is not None:
+            self._answer(port, leg)
+        elif isinstance(action, Hangup) and leg is not None:
+            self._hangup(leg)
+        elif isinstance(action, Reject):
+            self._reject(action)
+        elif isinstance(action, ConnectMedia) and leg is not None:
+            leg.want_media = True
+            self._start_media(port, leg)
+        elif isinstance(action, DisconnectMedia) and leg is not None:
+            leg.want_media = leg.media_on = False
+            leg.stats = self.clock.end_session(port)
+        elif isinstance(action, CallOver):
+            self._call_over(port, action, now)
+
+    def _tone(self, name: str) -> Tone:
+        try:
+            return tone(self.country, name)
+        except KeyError:  # e.g. a country without a howler: reorder says the same thing
+            return tone(self.country, "congestion")
+
+    def _ring(self, port: int, ring: Ring, now: float) -> None:
+        standard = self.config.port_callerid(port)
+        number = "".join(c for c in ring.caller_number if c.isdigit())[:15] or None
+        name = ring.caller_name.encode("ascii", "replace").decode()[:15] if ring.caller_name else None
+        if standard == "dtmf":
+            audio = generate_dtmf_callerid(number)
+        else:
+            audio = generate_callerid(number, name, datetime.now(), "v23" if standard == "v23" else "bell202")
+        cadence = ring_cadence(self.config.port_ring_cadence(port), self.country)
+        if not self.board.lines[port].ring(cadence, now, callerid=audio, mode=ALERT_MODES[standard]):
+            _log.info("port %d: not ringing, the phone is off-hook", port + 1)
+
+    def _place(self, port: int, number: str, now: float) -> None:
+        target = self.extensions.get(number)
+        line = self.lines[port]
+        if target is not None:
+            self._local_call(port, target, now)
+        elif self.agent is not None:
+            leg = _Leg("sip", "")
+            self._legs[port] = leg
+            self._spawn(self._sip_call(port, leg, number), f"call port {port + 1}")
+        else:
+            _log.info("port %d: %s is no extension here and there is no PBX", port + 1, number)
+            self._soon(port, lambda: line.ended("no route", 404, self.board.now()))
+
+    def _soon(self, port: int, step: Callable[[], list[Action]]) -> None:
+        """Feed a port from the loop, not from inside the action list being executed."""
+        asyncio.get_running_loop().call_soon(lambda: self._run(port, step()))
+
+    async def _sip_call(self, port: int, leg: _Leg, number: str) -> None:
+        assert self.agent is not None
+        leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
+        media = await leg.bound
+        if self._legs.get(port) is not leg:
+            return
+        leg.id = self.agent.place_call(str(port), number, media)
+        self._by_call[leg.id] = port
+
+    def _local_call(self, port: int, target: int, now: float) -> None:
+        self._local_ids += 1
+        call_id = f"local-{self._local_ids}"
+        caller = self.config.ports[port]
+        actions = self.lines[target].incoming(call_id, caller.extension, caller.display_name or None, now)
+        if any(isinstance(a, Reject) for a in actions):  # in use (or our own number): busy
+            self._soon(port, lambda: self.lines[port].ended("busy", 486, self.board.now()))
+            return
+        mine, theirs = _Leg("local", call_id, peer=target), _Leg("local", call_id, peer=port)
+        for p, leg in ((port, mine), (target, theirs)):
+            self._legs[p] = leg
+            leg.bound = asyncio.ensure_future(self._bind(p, leg, LOOPBACK))
+        self._run(target, actions)
+        self._soon(port, lambda: self.lines[port].progress(180, False, self.board.now()))
+
+    async def _bind(self, port: int, leg: _Leg, host: str) -> Address:
+        addr = await self.clock.bind(port, host)
+        if self._legs.get(port) is not leg:
+            self.clock.unbind(port)  # the call ended while we bound
+        return addr
+
+    def _media_host(self) -> str:
+        assert self.agent is not None
+        return self.agent.local_addr[0]
+
+    def _answer(self, port: int, leg: _Leg) -> None:
+        if leg.kind == "local":
+            peer = leg.peer
+            assert peer is not None
+            self._soon(peer, lambda: self.lines[peer].answered(self.board.now()))
+            return
+
+        async def answer() -> None:
+            assert self.agent is not None and leg.bound is not None
+            media = await leg.bound
+            if self._legs.get(port) is leg:
+                self.agent.answer(leg.id, media)
+        self._spawn(answer(), f"answer port {port + 1}")
+
+    def _hangup(self, leg: _Leg) -> None:
+        if leg.kind == "local":
+            peer = leg.peer
+            assert peer is not None
+            self._soon(peer, lambda: self.lines[peer].ended("remote hangup", None, self.board.now()))
+        elif self.agent is not None and leg.id:
+            self._by_call.pop(leg.id, None)
+            self.agent.hangup(leg.id)
+
+    def _reject(self, action: Reject) -> None:
+        if self.agent is not None:  # local calls never reach a busy port (see _local_call)
+            self.agent.reject(action.call_id, action.status)
+
+    def _start_media(self, port: int, leg: _Leg) -> None:
+        if not leg.want_media or leg.media_on:
+            return
+        if leg.kind == "sip":
+            if leg.negotiated is not None:
+                leg.media_on = True
+                self.clock.start_session(port, leg.negotiated)
+            return
+        peer = self._legs.get(leg.peer if leg.peer is not None else -1)
+        if peer is None or peer.bound is None or leg.bound is None:
+            return
+        leg.media_on = True
+        mine, theirs = leg.bound, peer.bound
+
+        async def connect() -> None:
+            await mine
+            remote = await theirs
+            if self._legs.get(port) is leg and leg.media_on:
+                self.clock.start_session(port, _loopback(remote))
+        self._spawn(connect(), f"media port {port + 1}")
+
+    def _call_over(self, port: int, over: CallOver, now: float) -> None:
+        leg = self._legs.pop(port, None)
+        stats = self.clock.end_session(port) or (leg.stats if leg is not None else None)
+        if leg is not None and leg.kind == "sip" and leg.id:
+            self._by_call.pop(leg.id, None)
+        own = self.config.ports[port].extension
+        wall = time.time() - now  # port clock -> Unix time
+        direction: Literal["in", "out", "local"] = "local" if leg is not None and leg.kind == "local" \
+            else over.direction
+        caller, callee = (own, over.remote) if over.direction == "out" else (over.remote, own)
+        answer = None if over.answer is None else wall + over.answer
+        record = CallRecord(port=port, direction=direction, caller=caller, callee=callee,
+                            start=wall + over.start, answer=answer, end=wall + over.end,
+                            cause=over.cause, stats=stats)
+        if self.history is not None:
+            self.history.add(record)
+        _log.info("port %d: call %s %s -> %s ended (%s)", port + 1, direction, caller, callee, over.cause)
+
+    # -- for the console and the status page -----------------------------------------------------
+    def status(self) -> list[tuple[int, str, State]]:
+        """(port, extension, call state) of every configured port."""
+        return [(p, self.config.ports[p].extension, line.state) for p, line in self.lines.items()]
+
+
+def _caller(event: IncomingCall) -> tuple[str, str | None]:
+    """The caller's number (P-Asserted-Identity over From, RFC 3325) and display name."""
+    for text in (event.asserted_identity, event.from_uri):
+        if text:
+            try:
+                user = getattr(parse_uri(text.strip().strip("<>")), "user", None)
+            except ValueError:
+                continue
+            if user:
+                return str(user), event.display_name
+    return "", event.display_name
+
+
+def _loopback(remote: Address) -> Negotiated:
+    """What an offer/answer between two local ports would agree: PCMU, RFC 4733 events, 20 ms."""
+    host, port = remote
+    return Negotiated(codec="PCMU", payload_type=PCMU, clock_rate=8000, telephone_event_pt=TELEPHONE_EVENT,
+                      ptime=PTIME, remote_addr=host, remote_port=port, remote_rtcp=(host, port + 1),
+                      direction="sendrecv", srtp=None)
+
+
+async def serve(config: Config, *, ready: Callable[[Gateway], None] | None = None,
+                console: bool = False) -> None:
+    """Run the gateway until SIGINT/SIGTERM; `ready` is called once it runs."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    gateway = Gateway(config)
+    reader = None
+    try:
+        await gateway.start()
+        if console:
+            from firmware.console import Console
+
+            reader = Console(gateway, stop)
+            reader.attach()
+        if ready is not None:
+            ready(gateway)
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if reader is not None:
+            reader.detach()
+        await gateway.stop()

@@ -1,0 +1,565 @@
+"""The config file's schema: typed, frozen sections with defaults, and a validator that reports every
+problem at once, each against the exact field (``ports[0].extension: must be 2-15 digits``).
+
+A user editing a TOML file by hand on a Pi needs all errors in one pass and a hint for typos, not the
+first exception from deep inside the SIP stack; so every value is checked here, before any part of
+the gateway sees it. Unknown keys are errors (a misspelt ``pasword`` would otherwise be silently
+ignored and the port would fail to register). Port indices in error paths count from 0, in the order
+of the ``[[ports]]`` blocks.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from dsp.tones import countries, ring_cadence
+from dsp.tones import country as country_info
+from firmware.line.dialplan import DialPlan, DialPlanError
+from firmware.sip.agent import AgentConfig
+from firmware.sip.policy import DROP, Action, Decision, PolicyConfig
+from firmware.sip.ua import AccountConfig, UaConfig
+from firmware.sip.uri import SipUri, UriError, parse_host, parse_port
+from hal.backends import BACKENDS, BoardConfig
+from hal.hook import HookTiming
+
+SCHEMA_VERSION = 1
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+CALLERID_STANDARDS = ("auto", "bell202", "v23", "dtmf")
+TRANSPORTS = ("udp", "tcp", "tls")
+UNKNOWN_SOURCE_ACTIONS = ("403", "drop")
+
+DEFAULT_DIAL_PLAN = "(*xx|[2-9]11|[1-9]xx|[2-9]xx[2-9]xxxxxx|1[2-9]xx[2-9]xxxxxx|011x.)"
+"""North American: feature codes, N11 services, 3-digit extensions, 10-digit, 1+10-digit, 011 intl."""
+
+_EXTENSION_RE = re.compile(r"[0-9]{2,15}")
+_DIGITS_RE = re.compile(r"[0-9*#]{1,32}")
+
+
+class Secret:
+    """A password that never shows in a repr, a log line or a traceback; `reveal()` is the only way
+    out, so every use of the clear text is greppable."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "******" if self._value else "''"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    """Dotted path to the field, e.g. ``ports[1].extension``; empty for whole-file problems."""
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(ValueError):
+    """Everything wrong with a config, collected, so the user fixes it in one edit."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    log_level: str = "info"
+    data_dir: str = "/var/lib/hookflash"
+    """Where the call history database lives (writable, survives reboots)."""
+
+    @property
+    def history_db(self) -> Path:
+        return Path(self.data_dir) / "history.db"
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The board; field meanings are `hal.backends.BoardConfig`'s. Flash limits are in ms here
+    because that is how phone manuals state them."""
+
+    backend: str = "sim"
+    ports: int = 2
+    alsa_capture: str = "default"
+    alsa_playback: str = "default"
+    gpio_pins: tuple[tuple[int, int, int], ...] = ((17, 27, 22), (23, 24, 25))
+    serial_device: str = "/dev/ttyACM0"
+    serial_baudrate: int = 115200
+    spi_bus: int = 0
+    spi_chip_selects: tuple[int, ...] = (0, 1)
+    proslic_reset_pin: int | None = None
+    flash_min_ms: int = 100
+    flash_max_ms: int = 700
+
+    @property
+    def hook_timing(self) -> HookTiming:
+        return HookTiming(flash_min=self.flash_min_ms / 1000, flash_max=self.flash_max_ms / 1000)
+
+
+@dataclass(frozen=True)
+class RegionalConfig:
+    country: str = "US"
+    callerid: str = "auto"
+    """``auto`` uses the country's standard (dsp.tones)."""
+    ring_cadence: str = "normal"
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    registrar: str = ""
+    """``host[:port]``; empty means no PBX: the ports only call each other (intercom)."""
+    secondary_registrar: str = ""
+    outbound_proxy: str = ""
+    domain: str = ""
+    """AOR domain; empty means the registrar's host."""
+    transport: str = "udp"
+    expires: int = 3600
+    local_port: int = 5060
+    tls_ca_file: str = ""
+    """Empty means the system's CA store."""
+    tls_verify: bool = True
+    accept_only_from_proxy: bool = True
+    """Take requests only from the registrar/proxy addresses: stops SIP scanners ringing the phones."""
+    unknown_source: str = "403"
+    dns_servers: tuple[str, ...] = ()
+    """Empty means the system's resolvers."""
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    extension: str
+    """SIP user at the PBX, and the number other ports dial in intercom mode."""
+    enabled: bool = True
+    auth_user: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    display_name: str = ""
+    dial_plan: str = DEFAULT_DIAL_PLAN
+    callerid: str = ""
+    """Empty means `regional.callerid`."""
+    ring_cadence: str = ""
+    """Empty means `regional.ring_cadence`."""
+    hotline: str = ""
+    """Number dialled as soon as the phone goes off hook; empty means dial tone as usual."""
+
+
+@dataclass(frozen=True)
+class Config:
+    system: SystemConfig = field(default_factory=SystemConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
+    ports: tuple[PortConfig, ...] = ()
+    regional: RegionalConfig = field(default_factory=RegionalConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+
+    @property
+    def intercom_only(self) -> bool:
+        """No registrar: do not start SIP registration; ports reach each other by extension."""
+        return not self.sip.registrar
+
+    def port_callerid(self, index: int) -> str:
+        """The caller-ID standard port `index` sends (bell202|v23|dtmf), overrides resolved."""
+        chosen = self.ports[index].callerid or self.regional.callerid
+        return country_info(self.regional.country).callerid_standard if chosen == "auto" else chosen
+
+    def port_ring_cadence(self, index: int) -> str:
+        """The cadence name for `dsp.tones.ring_cadence(name, country)`, override resolved."""
+        return self.ports[index].ring_cadence or self.regional.ring_cadence
+
+    def to_board_config(self, *, sim_realtime: bool = True) -> BoardConfig:
+        hw = self.hardware
+        return BoardConfig(
+            backend=hw.backend, ports=hw.ports, country=self.regional.country, timing=hw.hook_timing,
+            alsa_capture=hw.alsa_capture, alsa_playback=hw.alsa_playback, gpio_pins=hw.gpio_pins,
+            serial_device=hw.serial_device, serial_baudrate=hw.serial_baudrate, spi_bus=hw.spi_bus,
+            spi_chip_selects=hw.spi_chip_selects, proslic_reset_pin=hw.proslic_reset_pin,
+            sim_realtime=sim_realtime)
+
+    def to_ua_config(self) -> UaConfig:
+        """SIP identities of the enabled ports; account names are the port indices as strings."""
+        sip = self.sip
+        if not sip.registrar:
+            raise ValueError("no registrar configured (intercom only): there is no SIP account to run")
+        registrar = _sip_uri(sip.registrar)
+        accounts = tuple(
+            AccountConfig(name=str(i), user=p.extension, password=p.password.reveal(),
+                          auth_user=p.auth_user or None, display_name=p.display_name or None)
+            for i, p in enumerate(self.ports) if p.enabled)
+        reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
+        return UaConfig(
+            domain=sip.domain or registrar.host, accounts=accounts, registrar=registrar,
+            secondary_registrar=_sip_uri(sip.secondary_registrar) if sip.secondary_registrar else None,
+            outbound_proxy=_sip_uri(sip.outbound_proxy) if sip.outbound_proxy else None,
+            transport=cast(Literal["udp", "tcp", "tls"], sip.transport), expires=sip.expires,
+            policy=PolicyConfig(trust_any_source=not sip.accept_only_from_proxy, reject=reject))
+
+    def to_agent_config(self) -> AgentConfig:
+        sip = self.sip
+        return AgentConfig(ua=self.to_ua_config(), local_port=sip.local_port,
+                           tls_ca_file=sip.tls_ca_file or None, tls_verify=sip.tls_verify,
+                           nameservers=sip.dns_servers or None)
+
+
+def _split_hostport(text: str) -> tuple[str, int | None]:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port`` -> (host, port); raises UriError."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = text[:end + 1], text[end + 1:]
+    else:
+        host, _, port = text.partition(":")
+        rest = f":{port}" if _ else ""
+    if rest and not rest.startswith(":"):
+        raise UriError(f"invalid host: {text!r}")
+    port_num = parse_port(rest[1:]) if rest else None
+    if port_num == 0:
+        raise UriError(f"invalid port: {rest[1:]!r}")
+    return parse_host(host), port_num
+
+
+def _sip_uri(text: str) -> SipUri:
+    host, port = _split_hostport(text)
+    return SipUri("sip", None, host, port)
+
+
+# ---- migrations ---------------------------------------------------------------------------------
+
+def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 0 (pre-release files, no `version` key) called the registrar `sip.server`."""
+    sip = data.get("sip")
+    if isinstance(sip, dict) and "server" in sip and "registrar" not in sip:
+        sip["registrar"] = sip.pop("server")
+    return data
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {0: _v0_to_v1}
+"""``MIGRATIONS[n]`` turns a version-n document into version n+1."""
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Bring a parsed document up to SCHEMA_VERSION (in place) and drop the version key."""
+    version = data.pop("version", 0)
+    if type(version) is not int or not 0 <= version <= SCHEMA_VERSION:
+        raise ConfigError([FieldError("version", f"must be an integer 0..{SCHEMA_VERSION} "
+                                                 f"(this firmware reads up to {SCHEMA_VERSION}), "
+                                                 f"got {version!r}")])
+    while version < SCHEMA_VERSION:
+        data = MIGRATIONS[version](data)
+        version += 1
+    return data
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class _Table:
+    """Reads one TOML table, recording a FieldError (not raising) for each bad value, so one pass
+    reports everything; `finish()` flags the keys nobody asked for."""
+
+    def __init__(self, data: object, path: str, errors: list[FieldError]) -> None:
+        self.path, self.errors = path, errors
+        if not isinstance(data, dict):
+            self.error("", f"must be a table, got {_kind(data)}")
+            data = {}
+        self.data: dict[str, Any] = data
+        self.known: list[str] = []
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(FieldError(".".join(filter(None, (self.path, key))), message))
+
+    def _get(self, key: str, default: T, types: tuple[type, ...], what: str) -> tuple[T, bool]:
+        self.known.append(key)
+        if key not in self.data:
+            return default, False
+        value = self.data[key]
+        # bool is an int subclass; TOML `true` must not pass as 1.
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            self.error(key, f"must be {what}, got {_kind(value)}")
+            return default, False
+        return cast(T, value), True
+
+    def text(self, key: str, default: str, check: Callable[[str], str | None] | None = None) -> str:
+        value, found = self._get(key, default, (str,), "a string")
+        if found and check is not None and (problem := check(value)) is not None:
+            self.error(key, problem)
+        return value
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(key, default)
+        if value not in choices:
+            self.error(key, f"must be one of {', '.join(choices)}, got {value!r}")
+            return default
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        return self._get(key, default, (bool,), "true or false")[0]
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        value, found = self._get(key, default, (int,), "an integer")
+        if found and not lo <= value <= hi:
+            self.error(key, f"must be {lo}..{hi}, got {value}")
+        return value
+
+    def ints(self, key: str, default: tuple[int, ...], lo: int, hi: int,
+                 length: int | None = None) -> tuple[int, ...]:
+        value, found = self._get(key, default, (list,), "a list of integers")
+        if not found:
+            return default
+        if (any(type(v) is not int or not lo <= v <= hi for v in value)
+                or (length is not None and len(value) != length)):
+            size = f"{length} " if length is not None else ""
+            self.error(key, f"must be a list of {size}integers {lo}..{hi}, got {value!r}")
+            return default
+        return tuple(value)
+
+    def texts(self, key: str, check: Callable[[str], str | None]) -> tuple[str, ...]:
+        value: list[object] = self._get(key, [], (list,), "a list of strings")[0]
+        out: list[str] = []
+        for n, item in enumerate(value):
+            if not isinstance(item, str):
+                self.error(f"{key}[{n}]", f"must be a string, got {_kind(item)}")
+            elif (problem := check(item)) is not None:
+                self.error(f"{key}[{n}]", problem)
+            else:
+                out.append(item)
+        return tuple(out)
+
+    def finish(self) -> None:
+        for key in self.data:
+            if key not in self.known:
+                close = difflib.get_close_matches(key, self.known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(self.known)}"
+                self.error(key, f"unknown key{hint}")
+
+
+def _kind(value: object) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+             list: "a list", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _check_hostport(text: str) -> str | None:
+    try:
+        _split_hostport(text)
+    except UriError:
+        return f"must be host or host:port (port 1-65535), got {text!r}"
+    return None
+
+
+def _check_domain(text: str) -> str | None:
+    if not text or (_check_hostport(text) is None and _split_hostport(text)[1] is None):
+        return None
+    return f"must be a host name without port, got {text!r}"
+
+
+def _check_ip(text: str) -> str | None:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return f"must be an IP address, got {text!r}"
+    return None
+
+
+def _check_dial_plan(text: str) -> str | None:
+    """The line's own parser, so a plan that loads is a plan that runs."""
+    try:
+        DialPlan.parse(text)
+    except DialPlanError as exc:
+        return str(exc)
+    return None
+
+
+def _system(data: object, errors: list[FieldError]) -> SystemConfig:
+    t = _Table(data, "system", errors)
+    cfg = SystemConfig(log_level=t.choice("log_level", "info", LOG_LEVELS),
+                       data_dir=t.text("data_dir", SystemConfig.data_dir,
+                                      lambda v: None if v else "must not be empty"))
+    t.finish()
+    return cfg
+
+
+def _hardware(data: object, errors: list[FieldError]) -> HardwareConfig:
+    t = _Table(data, "hardware", errors)
+    d = HardwareConfig()
+    backend = t.choice("backend", d.backend, BACKENDS)
+    ports = t.integer("ports", d.ports, 1, 64)
+    pins_raw, found = t._get("gpio_pins", [list(p) for p in d.gpio_pins], (list,),
+                             "a list of [RM, F/R, SHK] pin triples")
+    pins: list[tuple[int, int, int]] = []
+    for n, triple in enumerate(pins_raw):
+        if (not isinstance(triple, list) or len(triple) != 3
+                or any(type(v) is not int or not 0 <= v <= 27 for v in triple)):
+            t.error(f"gpio_pins[{n}]", f"must be [RM, F/R, SHK] BCM pins 0..27, got {triple!r}")
+        else:
+            pins.append((triple[0], triple[1], triple[2]))
+    reset_pin = t.integer("proslic_reset_pin", -1, 0, 27)  # TOML has no null: absent means none
+    cfg = HardwareConfig(
+        backend=backend, ports=ports,
+        alsa_capture=t.text("alsa_capture", d.alsa_capture),
+        alsa_playback=t.text("alsa_playback", d.alsa_playback),
+        gpio_pins=tuple(pins),
+        serial_device=t.text("serial_device", d.serial_device),
+        serial_baudrate=t.integer("serial_baudrate", d.serial_baudrate, 1200, 4_000_000),
+        spi_bus=t.integer("spi_bus", d.spi_bus, 0, 6),
+        spi_chip_selects=t.ints("spi_chip_selects", d.spi_chip_selects, 0, 3),
+        proslic_reset_pin=None if reset_pin < 0 else reset_pin,
+        flash_min_ms=t.integer("flash_min_ms", d.flash_min_ms, 0, 5000),
+        flash_max_ms=t.integer("flash_max_ms", d.flash_max_ms, 0, 5000))
+    t.finish()
+    if found and backend in ("ag1171", "ks0835f") and len(pins_raw) < ports:
+        t.error("gpio_pins", f"{ports} ports need {ports} pin triples, got {len(pins_raw)}")
+    if backend == "proslic" and len(cfg.spi_chip_selects) < ports:
+        t.error("spi_chip_selects",
+                f"{ports} ports need {ports} chip selects, got {len(cfg.spi_chip_selects)}")
+    try:
+        cfg.hook_timing  # noqa: B018 - HookTiming validates the flash window against pulse dialling
+    except ValueError:
+        pulse_max_ms = round(HookTiming.pulse_break_max * 1000)
+        t.error("flash_min_ms", f"must satisfy {pulse_max_ms} <= flash_min_ms < flash_max_ms (shorter "
+                                f"breaks are pulse digits), got {cfg.flash_min_ms}..{cfg.flash_max_ms}")
+    return cfg
+
+
+def _regional(data: object, errors: list[FieldError]) -> RegionalConfig:
+    t = _Table(data, "regional", errors)
+    code = t.text("country", "US")
+    try:
+        code = country_info(code).code
+    except KeyError:
+        t.error("country", f"unknown country {code!r}; available: {', '.join(countries())}")
+        code = "US"
+    cfg = RegionalConfig(country=code, callerid=t.choice("callerid", "auto", CALLERID_STANDARDS),
+                         ring_cadence=t.text("ring_cadence", "normal", _cadence_check(code)))
+    t.finish()
+    return cfg
+
+
+def _cadence_check(code: str) -> Callable[[str], str | None]:
+    def check(name: str) -> str | None:
+        try:
+            ring_cadence(name, code)
+        except KeyError as exc:
+            return str(exc.args[0])
+        return None
+    return check
+
+
+def _sip(data: object, errors: list[FieldError]) -> SipConfig:
+    t = _Table(data, "sip", errors)
+
+    def hostport(key: str) -> str:
+        return t.text(key, "", lambda v: _check_hostport(v) if v else None)
+
+    cfg = SipConfig(
+        registrar=hostport("registrar"), secondary_registrar=hostport("secondary_registrar"),
+        outbound_proxy=hostport("outbound_proxy"),
+        domain=t.text("domain", "", _check_domain),
+        transport=t.choice("transport", "udp", TRANSPORTS),
+        expires=t.integer("expires", 3600, 60, 86400),
+        local_port=t.integer("local_port", 5060, 0, 65535),
+        tls_ca_file=t.text("tls_ca_file", "", lambda v: None if not v or Path(v).is_file()
+                          else f"file not found: {v}"),
+        tls_verify=t.flag("tls_verify", True),
+        accept_only_from_proxy=t.flag("accept_only_from_proxy", True),
+        unknown_source=t.choice("unknown_source", "403", UNKNOWN_SOURCE_ACTIONS),
+        dns_servers=t.texts("dns_servers", _check_ip))
+    t.finish()
+    if not cfg.registrar:
+        for key in ("secondary_registrar", "outbound_proxy"):
+            if getattr(cfg, key):
+                t.error(key, "needs sip.registrar (without a registrar the ports are intercom only)")
+    return cfg
+
+
+def _port(data: object, path: str, country: str, errors: list[FieldError]) -> PortConfig:
+    t = _Table(data, path, errors)
+    cfg = PortConfig(
+        extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
+                        else "must be 2-15 digits"),
+        enabled=t.flag("enabled", True),
+        auth_user=t.text("auth_user", ""),
+        password=Secret(t.text("password", "")),
+        display_name=t.text("display_name", "", lambda v: None if len(v) <= 64 and v.isprintable()
+                           else "must be at most 64 printable characters"),
+        dial_plan=t.text("dial_plan", DEFAULT_DIAL_PLAN, _check_dial_plan),
+        callerid=t.text("callerid", "", lambda v: None if not v or v in CALLERID_STANDARDS
+                       else f"must be one of {', '.join(CALLERID_STANDARDS)} (or absent), got {v!r}"),
+        ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
+        hotline=t.text("hotline", "", lambda v: None if not v or _DIGITS_RE.fullmatch(v)
+                      else "must be 1-32 of 0-9 * #"))
+    if "extension" not in t.data:
+        t.error("extension", "is required")
+    t.finish()
+    return cfg
+
+
+def parse_config(data: Mapping[str, Any]) -> Config:
+    """Validate a parsed TOML document (any schema version); raises ConfigError listing every problem."""
+    doc = migrate(copy.deepcopy(dict(data)))
+    errors: list[FieldError] = []
+    top = _Table(doc, "", errors)
+    system = _system(top.data.get("system", {}), errors)
+    hardware = _hardware(top.data.get("hardware", {}), errors)
+    regional = _regional(top.data.get("regional", {}), errors)
+    sip = _sip(top.data.get("sip", {}), errors)
+    top.known += ["system", "hardware", "regional", "sip", "ports"]
+    raw_ports = top.data.get("ports", [])
+    if not isinstance(raw_ports, list):
+        top.error("ports", "must be an array of tables ([[ports]] blocks)")
+        raw_ports = []
+    ports = tuple(_port(p, f"ports[{n}]", regional.country, errors) for n, p in enumerate(raw_ports))
+    top.finish()
+    if not ports:
+        top.error("ports", "at least one [[ports]] block is required")
+    if len(ports) > hardware.ports:
+        top.error("ports", f"{len(ports)} ports configured but hardware.ports is {hardware.ports}")
+    seen: dict[str, int] = {}
+    for n, p in enumerate(ports):
+        if _EXTENSION_RE.fullmatch(p.extension) and p.extension in seen:
+            top.error(f"ports[{n}].extension", f"{p.extension} is already used by ports[{seen[p.extension]}]")
+        seen.setdefault(p.extension, n)
+    if errors:
+        raise ConfigError(errors)
+    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware)
+
+
+def load_config(source: str | Path) -> Config:
+    """A Config from TOML text (str) or a file (Path). Unreadable files and TOML syntax errors are
+    ConfigErrors too, so callers handle one exception type."""
+    if isinstance(source, Path):
+        try:
+            source = source.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError([FieldError("", f"cannot read: {reason}")]) from exc
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([FieldError("", f"TOML syntax error: {exc}")]) from exc
+    return parse_config(data)

@@ -1,0 +1,323 @@
+"""One port's call state machine, sans-IO (DESIGN.md "How a sans-IO core meets asyncio").
+
+Inputs carry the board's clock `now` (seconds): hook events, DTMF digit edges from the media
+detector, and what the SIP side (or the local intercom) reports about the port's one call. Each
+input returns a list of actions (dataclasses below) that the app executes; `get_timer()` /
+`handle_timer(now)` run the timeouts. No call features here (waiting, transfer, ...): a port has at
+most one call, and a second one is refused busy (486).
+
+Tones follow the country's table (dsp.tone_table, ITU-T E.180 / Telcordia GR-506 for NANP): dial
+tone on off-hook, ringback on 180 without early media, busy on 486/600 (the SIP side of ISUP cause 17
+"user busy", RFC 3398), SIT for 404/410/484 where the country has one (ANSI T1.209), reorder
+(congestion) for other failures, a dialling timeout or a barred/unknown number, and after the
+permanent-signal timeouts the receiver-off-hook howler (GR-506 ROH tone), then silence until on-hook.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from firmware.line.dialplan import Decision, Dial, DialPlan, DigitCollector
+from hal.events import Feed, HookEvent, HookKind
+
+
+class State(StrEnum):
+    IDLE = "idle"
+    DIALTONE = "dialtone"
+    COLLECTING = "collecting"
+    CALLING = "calling"
+    RINGING = "ringing"
+    CONNECTED = "connected"
+    DISCONNECT = "disconnect"
+    """Far end hung up; loop current is open for `disconnect_s` (the phone or modem releases)."""
+    TONE = "tone"
+    """A failure or disconnect tone (busy, reorder, SIT) plays until the phone is hung up."""
+    HOWLER = "howler"
+    LOCKOUT = "lockout"
+    """Permanent signal: silence until on-hook (the line is parked after the ROH tone)."""
+
+
+# -- actions ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlayTone:
+    name: str
+    """A tone name of dsp.tones (dial, ringback, busy, congestion, sit_..., howler)."""
+
+
+@dataclass(frozen=True)
+class StopTone:
+    pass
+
+
+@dataclass(frozen=True)
+class Ring:
+    caller_number: str
+    caller_name: str | None
+
+
+@dataclass(frozen=True)
+class StopRing:
+    pass
+
+
+@dataclass(frozen=True)
+class PlaceCall:
+    number: str
+
+
+@dataclass(frozen=True)
+class Answer:
+    pass
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """End the port's call (BYE, or CANCEL while it is still ringing at the far end)."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    call_id: str
+    status: int
+
+
+@dataclass(frozen=True)
+class ConnectMedia:
+    pass
+
+
+@dataclass(frozen=True)
+class DisconnectMedia:
+    pass
+
+
+@dataclass(frozen=True)
+class SetFeed:
+    feed: Feed
+
+
+@dataclass(frozen=True)
+class CallOver:
+    """A call of this port ended: what the call history needs (times on the port's clock)."""
+
+    direction: Literal["in", "out"]
+    remote: str
+    start: float
+    answer: float | None
+    end: float
+    cause: str
+
+
+Action = (PlayTone | StopTone | Ring | StopRing | PlaceCall | Answer | Hangup | Reject | ConnectMedia
+          | DisconnectMedia | SetFeed | CallOver)
+
+
+@dataclass(frozen=True)
+class PortTiming:
+    """Permanent-signal timeouts in seconds (LSSGR permanent-signal treatment); the first-digit and
+    interdigit timers are the dial plan's."""
+
+    reorder: float = 45.0
+    """A failure tone this long -> howler."""
+    howler: float = 60.0
+    """Howler this long -> lockout (silence)."""
+    disconnect_feed: float | None = 0.8
+    """After a far-end hang-up, open the loop this long (None: keep the feed, just play reorder)."""
+
+
+BUSY_STATUSES = frozenset({486, 600})
+SIT_BY_STATUS = {404: "sit_vacant_code", 410: "sit_intercept", 484: "sit_ineffective_other"}
+
+
+@dataclass
+class _Call:
+    direction: Literal["in", "out"]
+    remote: str
+    start: float
+    answer: float | None = None
+
+
+@dataclass
+class PortLine:
+    """The call state machine of port `port` (see the module docstring)."""
+
+    port: int
+    plan: DialPlan
+    tones: frozenset[str]
+    """Tone names the country has: SIT is used only where it exists."""
+    timing: PortTiming = field(default_factory=PortTiming)
+    hotline: str = ""
+    """Number dialled the moment the phone goes off hook (no dial tone); empty: dial tone as usual."""
+    state: State = State.IDLE
+    _call: _Call | None = None
+    _collector: DigitCollector | None = None
+    _deadline: float | None = None
+    _tone: str | None = None
+    _media: bool = False
+
+    # -- inputs: the phone ----------------------------------------------------------------------
+    def hook(self, event: HookEvent, now: float) -> list[Action]:
+        if event.kind is HookKind.ON_HOOK:
+            return self._on_hook(now)
+        if event.kind is HookKind.OFF_HOOK:
+            return self._off_hook(now)
+        if event.kind is HookKind.DIGIT and event.digit is not None:
+            return self._digit(event.digit, now)
+        return []  # a flash has no meaning without call features
+
+    def dtmf(self, digit: str, start: bool, now: float) -> list[Action]:
+        """A DTMF key edge from the detector; digits count on their leading edge."""
+        return self._digit(digit, now) if start else []
+
+    # -- inputs: the network side ----------------------------------------------------------------
+    def incoming(self, call_id: str, caller_number: str, caller_name: str | None,
+                 now: float) -> list[Action]:
+        """A call for this port: ring when idle, else refuse it busy (no call waiting)."""
+        if self.state is not State.IDLE:
+            return [Reject(call_id, 486)]
+        self._call = _Call("in", caller_number, now)
+        self.state = State.RINGING
+        return [Ring(caller_number, caller_name)]
+
+    def progress(self, status: int, early_media: bool, now: float) -> list[Action]:
+        """A provisional answer to our call: 183 with media plays the far end's audio, 180 ringback."""
+        if self.state is not State.CALLING:
+            return []
+        if early_media:
+            return self._stop_tone() + self._connect()
+        if status == 180 and not self._media:
+            return self._play("ringback")
+        return []
+
+    def answered(self, now: float) -> list[Action]:
+        if self.state is not State.CALLING or self._call is None:
+            return []
+        self._call.answer = now
+        self.state = State.CONNECTED
+        return self._stop_tone() + self._connect()
+
+    def ended(self, reason: str, status: int | None, now: float) -> list[Action]:
+        """The call ended from the network side (BYE, CANCEL, a final failure)."""
+        call, state = self._call, self.state
+        if call is None:
+            return []
+        self._call = None
+        if state is State.RINGING:
+            self.state = State.IDLE
+            return [StopRing(), self._over(call, reason, now)]
+        acts: list[Action] = [*self._disconnect(), self._over(call, reason, now)]
+        if state is State.CONNECTED and self.timing.disconnect_feed is not None:
+            self.state = State.DISCONNECT
+            self._deadline = now + self.timing.disconnect_feed
+            return acts + self._stop_tone() + [SetFeed(Feed.OPEN)]
+        if state is State.CONNECTED:
+            return acts + self._fail("congestion", now)
+        if status in BUSY_STATUSES:
+            return acts + self._fail("busy", now)
+        sit = SIT_BY_STATUS.get(status or 0)
+        if sit is not None:
+            name = sit if sit in self.tones else "sit" if "sit" in self.tones else "congestion"
+            return acts + self._fail(name, now)
+        return acts + self._fail("congestion", now)
+
+    # -- timers ----------------------------------------------------------------------------------
+    def get_timer(self) -> float | None:
+        timers = [t for t in (self._deadline,
+                              self._collector.get_timer() if self._collector else None) if t is not None]
+        return min(timers) if timers else None
+
+    def handle_timer(self, now: float) -> list[Action]:
+        if self._collector is not None and (t := self._collector.get_timer()) is not None and t <= now:
+            return self._outcome(self._collector.handle_timer(now), now)
+        if self._deadline is None or now < self._deadline:
+            return []
+        self._deadline = None
+        if self.state is State.DISCONNECT:
+            return [SetFeed(Feed.ACTIVE), *self._fail("congestion", now)]
+        if self.state is State.TONE:
+            self.state = State.HOWLER
+            self._deadline = now + self.timing.howler
+            return self._play("howler")
+        if self.state is State.HOWLER:
+            self.state = State.LOCKOUT
+            return self._stop_tone()
+        return []
+
+    # -- transitions -----------------------------------------------------------------------------
+    def _off_hook(self, now: float) -> list[Action]:
+        if self.state is State.RINGING and self._call is not None:
+            self._call.answer = now
+            self.state = State.CONNECTED
+            return [StopRing(), Answer(), *self._connect()]
+        if self.state is not State.IDLE:
+            return []
+        if self.hotline:
+            self.state = State.CALLING
+            self._call = _Call("out", self.hotline, now)
+            return [PlaceCall(self.hotline)]
+        self.state = State.DIALTONE
+        self._collector = self.plan.collector(now)  # its first-digit timer runs from now
+        return self._play("dial")
+
+    def _on_hook(self, now: float) -> list[Action]:
+        acts: list[Action] = self._stop_tone()
+        call, state = self._call, self.state
+        if call is not None and state in (State.CALLING, State.CONNECTED):
+            acts += [Hangup(), *self._disconnect(), self._over(call, "local hangup", now)]
+        if state is State.DISCONNECT:
+            acts.append(SetFeed(Feed.ACTIVE))
+        if state is State.RINGING:
+            return acts  # on-hook while ringing is where it already was
+        self.state = State.IDLE
+        self._call = self._collector = None
+        self._deadline = None
+        return acts
+
+    def _digit(self, digit: str, now: float) -> list[Action]:
+        if self._collector is None or self.state not in (State.DIALTONE, State.COLLECTING):
+            return []  # in a call, digits travel as RFC 4733 events; elsewhere they mean nothing
+        acts = self._stop_tone() if self.state is State.DIALTONE else []
+        self.state = State.COLLECTING
+        return acts + self._outcome(self._collector.digit(digit, now), now)
+
+    def _outcome(self, result: Decision | None, now: float) -> list[Action]:
+        if result is None:
+            return []
+        self._collector = None
+        if isinstance(result, Dial):
+            self.state = State.CALLING
+            self._call = _Call("out", result.number, now)
+            return [PlaceCall(result.number)]
+        return self._stop_tone() + self._fail("congestion", now)  # barred, no match, timeout: reorder
+
+    def _fail(self, tone: str, now: float) -> list[Action]:
+        self.state = State.TONE
+        self._deadline = now + self.timing.reorder
+        return self._play(tone)
+
+    def _play(self, name: str) -> list[Action]:
+        self._tone = name
+        return [PlayTone(name)]
+
+    def _stop_tone(self) -> list[Action]:
+        if self._tone is None:
+            return []
+        self._tone = None
+        return [StopTone()]
+
+    def _connect(self) -> list[Action]:
+        if self._media:
+            return []
+        self._media = True
+        return [ConnectMedia()]
+
+    def _disconnect(self) -> list[Action]:
+        if not self._media:
+            return []
+        self._media = False
+        return [DisconnectMedia()]
+
+    def _over(self, call: _Call, cause: str, now: float) -> CallOver:
+        return CallOver(call.direction, call.remote, call.start, call.answer, now, cause)

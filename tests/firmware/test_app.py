@@ -1,0 +1,218 @@
+"""The gateway in-process on the real-time simulator: the example config (two ports, no PBX), and a
+PBX call through a real Kamailio to baresip (marker `peers`); `hookflash run` as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from firmware.app import Gateway
+from firmware.config import load_config
+from firmware.line.port import State
+from firmware.sip.registration import RegState
+from hal.sim import SimBoard
+from tests.sip_e2e import blocking, run
+from tests.sip_peers.audio import dominant_frequency
+from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
+
+pytest_plugins = ["tests.sip_peers.fixtures"]
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "hookflash.toml"
+RATE = 8000
+
+
+def strongest(audio: npt.NDArray[np.int16], n: int) -> list[float]:
+    """The `n` strongest frequencies (Hz, 2 Hz resolution over 0.5 s), lowest first."""
+    x = audio[-RATE // 2:].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    freqs = np.fft.rfftfreq(len(x), 1 / RATE)
+    peaks = [i for i in range(1, len(spectrum) - 1)
+             if spectrum[i] >= spectrum[i - 1] and spectrum[i] >= spectrum[i + 1]]
+    return sorted(float(freqs[i]) for i in sorted(peaks, key=lambda i: -spectrum[i])[:n])
+
+
+def sine(hz: float, seconds: float = 1.5) -> npt.NDArray[np.int16]:
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (6000 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+
+
+async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def near(found: list[float], wanted: list[float], tol: float = 6.0) -> bool:
+    return len(found) == len(wanted) and all(abs(f - w) <= tol for f, w in zip(found, wanted, strict=True))
+
+
+async def intercom_call(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLE)
+    cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, data_dir=str(tmp_path)))
+    gateway = Gateway(cfg)
+    board = gateway.board
+    assert isinstance(board, SimBoard) and board.realtime
+    one, two = board.phones
+    await gateway.start()
+    try:
+        one.lift(board.now())
+        await asyncio.sleep(0.6)
+        assert near(strongest(one.earpiece(0.5), 2), [350, 440]), "US dial tone (GR-506: 350+440 Hz)"
+
+        one.dial_dtmf("102", board.now())
+        await until(lambda: two.ringing, 5, "phone 2 rings")
+        await asyncio.sleep(0.6)  # ringback and ringing start together; ringback's first 2 s are on
+        assert near(strongest(one.earpiece(0.5), 2), [440, 480]), "US ringback (440+480 Hz) on phone 1"
+        await until(lambda: two.callerid is not None, 10, "caller ID on phone 2's display")
+        assert two.callerid is not None and two.callerid.number == "101"
+        assert two.callerid.name == "Kitchen"
+
+        two.lift(board.now())
+        await until(lambda: gateway.lines[0].state is State.CONNECTED, 3, "phone 1 connected")
+        await asyncio.sleep(0.5)  # both sessions up
+        one.speak(sine(1000), board.now())
+        await asyncio.sleep(1.2)
+        assert near(strongest(two.earpiece(0.5), 1), [1000]), "1 kHz from phone 1 in phone 2's earpiece"
+        two.speak(sine(440), board.now())
+        await asyncio.sleep(1.2)
+        assert near(strongest(one.earpiece(0.5), 1), [440]), "440 Hz from phone 2 in phone 1's earpiece"
+
+        one.hang_up(board.now())
+        await until(lambda: gateway.lines[1].state is State.TONE, 3, "phone 2 gets the disconnect tone")
+        await asyncio.sleep(0.7)
+        assert near(strongest(two.earpiece(0.5), 2), [480, 620]), "reorder (480+620 Hz) on phone 2"
+        assert gateway.history is not None
+        rows = gateway.history.recent()
+        assert {(r.port, r.direction, r.caller, r.callee) for r in rows} == {
+            (0, "local", "101", "102"), (1, "local", "101", "102")}
+        assert all(r.answer is not None and r.duration > 1.0 and r.stats is not None for r in rows)
+    finally:
+        await gateway.stop()
+    assert not any(phone.ringing for phone in board.phones)
+
+
+def test_intercom_call_between_the_two_simulated_ports(tmp_path: Path) -> None:
+    asyncio.run(intercom_call(tmp_path))
+
+
+def test_hookflash_run_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
+    config = tmp_path / "hookflash.toml"
+    config.write_text(EXAMPLE.read_text().replace('data_dir = "var"', f'data_dir = "{tmp_path}"'))
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("hookflash: ready"), line + proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert (tmp_path / "history.db").exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_hookflash_run_lists_every_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[hardware]\nbackend = "nope"\n[[ports]]\nextension = "1"\n')
+    out = subprocess.run([sys.executable, "-m", "firmware.cli", "run", "--config", str(config)],
+                         capture_output=True, text=True, timeout=60, check=False, cwd=ROOT)
+    assert out.returncode == 2
+    errors = out.stderr.splitlines()
+    assert len(errors) == 2, out.stderr
+    assert any("hardware.backend" in e for e in errors) and any("ports[0].extension" in e for e in errors)
+
+
+PBX_CONFIG = """
+[system]
+data_dir = "{data}"
+[sip]
+registrar = "127.0.0.1:{port}"
+local_port = 0
+[[ports]]
+extension = "201"
+password = "pw-201"
+display_name = "Kitchen"
+[[ports]]
+extension = "203"
+password = "pw-203"
+"""
+
+
+@pytest.mark.peers
+def test_pbx_call_through_kamailio_to_baresip(tmp_path: Path, kamailio_factory: KamailioFactory,
+                                              register_phone: RegisterPhone) -> None:
+    """Port 1 registers as 201, dials 202 (baresip, auto-answer, plays 440 Hz) by DTMF through Kamailio:
+    audio both ways, our hang-up ends the call at baresip, an "out" history row. Then baresip calls 201:
+    port 1 rings with caller ID 202, answers, hears 440 Hz, and gets reorder when baresip hangs up."""
+    kamailio = kamailio_factory(users={"201": "pw-201", "202": "pw-202", "203": "pw-203"})
+    far = register_phone(kamailio, "202", tone_hz=440.0, answermode="auto")
+    assert kamailio.ports is not None
+    cfg = load_config(PBX_CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        await gateway.start()
+        try:
+            agent = gateway.agent
+            assert agent is not None
+            await until(lambda: all(agent.registration_state(a)[0] is RegState.REGISTERED
+                                    for a in ("0", "1")), 10, "both ports registered")
+            phone = board.phones[0]
+            phone.lift(board.now())
+            await asyncio.sleep(0.5)
+            phone.dial_dtmf("202", board.now())
+            await until(lambda: gateway.lines[0].state is State.CONNECTED, 10, "call answered")
+            await blocking(far.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+            phone.speak(sine(1000, 4.0), board.now())
+            await asyncio.sleep(3.0)
+            assert near(strongest(phone.earpiece(1.0), 1), [440], tol=15), "baresip's 440 Hz"
+            phone.hang_up(board.now())
+            await blocking(far.phone.wait_event, "CALL_CLOSED", timeout=10)
+            assert gateway.history is not None
+            await until(lambda: bool(gateway.history and gateway.history.recent()), 3, "history row")
+            (row,) = gateway.history.recent()
+            assert (row.port, row.direction, row.caller, row.callee) == (0, "out", "201", "202")
+            assert row.stats is not None and row.stats.packets_received > 100
+            got = dominant_frequency(far.phone.received_wav(), skip_s=0.5)
+            assert abs(got - 1000) < 15, f"baresip heard {got} Hz"
+
+            await asyncio.sleep(1.0)  # the on-hook is confirmed after the flash window
+            assert (await blocking(far.phone.dial, kamailio.uri("201")))["ok"]
+            await until(lambda: phone.ringing, 10, "port 1 rings for the PBX call")
+            await until(lambda: phone.callerid is not None and phone.callerid.number == "202", 10,
+                        "caller ID 202 on port 1's display")
+            phone.lift(board.now())
+            await blocking(far.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+            await asyncio.sleep(1.5)
+            assert near(strongest(phone.earpiece(1.0), 1), [440], tol=15), "baresip's 440 Hz, inbound"
+            await blocking(far.phone.hangup)
+            await until(lambda: gateway.lines[0].state is State.TONE, 5, "reorder after the far end's BYE")
+            await asyncio.sleep(0.5)
+            assert near(strongest(phone.earpiece(0.4), 2), [480, 620]), "reorder (480+620 Hz)"
+            assert [r.direction for r in gateway.history.recent()] == ["in", "out"]
+        finally:
+            await gateway.stop()
+
+    run(scenario, timeout=60)
