@@ -6,6 +6,8 @@ executes what they ask. A number that is another port's extension is connected l
 the callee rings with the caller's extension and display name as caller ID, and once answered the
 two ports talk real RTP to each other over 127.0.0.1 (PCMU, telephone-event 101, 20 ms), so a local
 call goes through the same media path as a PBX call. Without a registrar only intercom calls exist.
+A PBX call's caller ID comes from its identity headers (`sip_caller`) and its ring cadence from
+Alert-Info (`alert_info_cadence`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import time
 from collections.abc import Callable, Coroutine
@@ -21,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from dsp.callerid import generate_callerid, generate_dtmf_callerid
+from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.tones import Tone, country, ring_cadence, tone
 from firmware.config import Config
 from firmware.line.dialplan import DialPlan
@@ -37,7 +40,9 @@ from firmware.line.port import (
     PortLine,
     Reject,
     Ring,
+    SendVmwi,
     SetFeed,
+    SetPolarity,
     State,
     StopRing,
     StopTone,
@@ -47,9 +52,18 @@ from firmware.media.pipeline import Pipeline, TickResult
 from firmware.media.rtcp import CallStats
 from firmware.media.rtp import Address
 from firmware.sip.agent import SipAgent
+from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
 from firmware.sip.sdp import Negotiated
-from firmware.sip.ua import CallAnswered, CallEnded, CallProgress, Event, IncomingCall, RegistrationChanged
-from firmware.sip.uri import parse_uri
+from firmware.sip.ua import (
+    CallAnswered,
+    CallEnded,
+    CallProgress,
+    Event,
+    IncomingCall,
+    MessageWaiting,
+    RegistrationChanged,
+)
+from firmware.sip.uri import SipUri, TelUri, Uri, UriError, parse_uri
 from firmware.store.history import CallHistory, CallRecord
 from hal.backends import open_board
 from hal.board import Board
@@ -99,7 +113,7 @@ class Gateway:
         for index, port in enumerate(config.ports[:self.board.ports]):
             if port.enabled:
                 self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan), tones,
-                                             hotline=port.hotline)
+                                             hotline=port.hotline, polarity_reversal=port.polarity_reversal)
                 self.extensions[port.extension] = index
         self.agent: SipAgent | None = None
         self.history: CallHistory | None = None
@@ -183,6 +197,9 @@ class Gateway:
                       f" ({event.error})" if event.error else "")
         elif isinstance(event, IncomingCall):
             self._incoming_sip(event, now)
+        elif isinstance(event, MessageWaiting):
+            if (line := self.lines.get(int(event.account))) is not None:
+                self._run(int(event.account), line.mwi(event.waiting, now))
         elif (port := self._by_call.get(getattr(event, "call", ""))) is not None:
             leg, line = self._legs.get(port), self.lines[port]
             if leg is None:
@@ -209,8 +226,10 @@ class Gateway:
         if line is None:
             self.agent.reject(event.call, 404)
             return
-        number, name = _caller(event)
-        actions = line.incoming(event.call, number, name, now)
+        caller = sip_caller(event)
+        cadence = alert_info_cadence(event.alert_info, self.country, self.config.port_ring_cadence(port))
+        actions = line.incoming(event.call, caller.number, caller.name, now, private=caller.private,
+                                cadence=cadence)
         if not any(isinstance(a, Reject) for a in actions):
             leg = _Leg("sip", event.call)
             leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
@@ -238,6 +257,10 @@ class Gateway:
             self.board.lines[port].stop_ring(now)
         elif isinstance(action, SetFeed):
             self.board.lines[port].set_feed(action.feed)
+        elif isinstance(action, SetPolarity):
+            self.board.lines[port].set_polarity(action.reversed)
+        elif isinstance(action, SendVmwi):
+            self._vmwi(port, action.active, now)
         elif isinstance(action, PlaceCall):
             self._place(port, action.number, now)
         elif isinstance(action, Answer) and leg is not None:
@@ -265,13 +288,25 @@ class Gateway:
         standard = self.config.port_callerid(port)
         number = "".join(c for c in ring.caller_number if c.isdigit())[:15] or None
         name = ring.caller_name.encode("ascii", "replace").decode()[:15] if ring.caller_name else None
+        absence = Absence.PRIVATE if ring.private else Absence.UNAVAILABLE
         if standard == "dtmf":
-            audio = generate_dtmf_callerid(number)
+            audio = generate_dtmf_callerid(number, absence=absence)
         else:
-            audio = generate_callerid(number, name, datetime.now(), "v23" if standard == "v23" else "bell202")
-        cadence = ring_cadence(self.config.port_ring_cadence(port), self.country)
+            audio = generate_callerid(number, name, datetime.now(), "v23" if standard == "v23" else "bell202",
+                                      absence=absence)
+        cadence = ring_cadence(ring.cadence or self.config.port_ring_cadence(port), self.country)
         if not self.board.lines[port].ring(cadence, now, callerid=audio, mode=ALERT_MODES[standard]):
             _log.info("port %d: not ringing, the phone is off-hook", port + 1)
+
+    def _vmwi(self, port: int, active: bool, now: float) -> None:
+        """The message-waiting lamp by on-hook FSK: GR-30-CORE/GR-1401 MDMF 0x82 (Bell 202) or
+        EN 300 659-3 (V.23). DTMF caller ID has no message-waiting message: only stutter dial tone."""
+        standard = self.config.port_callerid(port)
+        if standard == "dtmf":
+            return
+        audio = generate_vmwi(active, "v23" if standard == "v23" else "bell202")
+        # ETSI EN 300 659-1 §6.1.1: on-hook data without ringing follows a line reversal and DT-AS
+        self.board.lines[port].send_onhook_data(audio, now, reversal=standard == "v23")
 
     def _place(self, port: int, number: str, now: float) -> None:
         target = self.extensions.get(number)
@@ -396,17 +431,106 @@ class Gateway:
         return [(p, self.config.ports[p].extension, line.state) for p, line in self.lines.items()]
 
 
-def _caller(event: IncomingCall) -> tuple[str, str | None]:
-    """The caller's number (P-Asserted-Identity over From, RFC 3325) and display name."""
-    for text in (event.asserted_identity, event.from_uri):
-        if text:
+PRIVACY_HIDING_ID = frozenset({"id", "user", "header"})
+"""Privacy values that withhold the caller's identity: RFC 3325 §9.3 'id', RFC 3323 §4.2 'user' and
+'header' (a gateway toward the phone network shows the caller as private, not the number)."""
+ANONYMOUS_HOST = "anonymous.invalid"
+_NUMBER = re.compile(r"\+?[0-9]+")
+
+
+@dataclass(frozen=True)
+class SipCaller:
+    """What the phone's caller-ID display gets for an incoming SIP call."""
+
+    number: str
+    """Digits only, '' when there is none (GR-30-CORE numbers are digits: a leading '+' is dropped)."""
+    name: str | None
+    private: bool
+    """Withheld by the caller: number and name are sent as absence 'P'; otherwise a missing one is 'O'."""
+
+
+def sip_caller(event: IncomingCall) -> SipCaller:
+    """Caller ID of an INVITE: the number from P-Asserted-Identity (RFC 3325 §9.1), else From; the
+    display name of the same header, else From's. `Privacy: id|user|header` (RFC 3323 §4.2, RFC 3325
+    §9.3) or an anonymous From (RFC 3323 §4.1.1.3) make the call private. A URI whose user part is no
+    telephone number ('unknown', 'alice', empty) gives no number (absence 'O')."""
+    privacy = {v.strip().lower() for v in re.split(r"[;,]", event.privacy or "")}
+    from_uri = _parse(event.from_uri)
+    if privacy & PRIVACY_HIDING_ID or (isinstance(from_uri, SipUri) and _anonymous(from_uri)):
+        return SipCaller("", None, True)
+    identities: list[tuple[Uri | None, str | None]] = []
+    if event.asserted_identity:
+        with contextlib.suppress(HeaderError, UriError):
+            identities += [(a.uri, a.display_name) for a in parse_name_addr_list(event.asserted_identity)]
+    identities.append((from_uri, event.display_name))
+    number = next((n for uri, _ in identities if (n := _number(uri))), "")
+    name = next((d.strip() for _, d in identities if d and d.strip()), None)
+    return SipCaller(number, name, False)
+
+
+ALERT_INFO_NAMES = {"alert-internal": "bellcore-dr2", "alert-external": "normal"}
+"""Alert-Info `info=` names that are no cadence name themselves (BroadSoft/Polycom/Cisco convention:
+internal calls ring long-long, GR-506 distinctive pattern 2)."""
+_BELLCORE_NAME = re.compile(r"bellcore-d?r([1-5])")
+"""'Bellcore-dr2' (Asterisk/FreePBX, Polycom) and 'Bellcore-r2' (Cisco/Linksys SPA) name GR-506 pattern 2."""
+
+
+def alert_info_cadence(alert_info: str | None, country_code: str, default: str) -> str:
+    """The ring cadence name for an INVITE's Alert-Info (RFC 3261 §20.4), or `default` (the port's).
+
+    Each alert-param is `<URI>;info=name` or, from some PBXes, a bare name; the name is the `info`
+    parameter, else the URI's last path segment (`<http://127.0.0.1/Bellcore-dr2>`), else the bare
+    text. The first one that names a cadence of `dsp.tones.ring_cadence` wins; URIs of ring-tone files
+    and unknown names are ignored (we cannot fetch and play a ring tone on a bell)."""
+    for element in _split_alert_info(alert_info or ""):
+        if element.startswith("<"):
+            uri, _, params = element[1:].partition(">")
+            bare = uri.rstrip("/").rsplit("/", 1)[-1]
+        else:
+            params, bare = ";" + element, element.split(";")[0]
+        names = [v.strip().strip('"') for k, _, v in (p.partition("=") for p in params.split(";"))
+                 if k.strip().lower() == "info"]
+        for raw in [*names, bare]:
+            name = raw.strip().lower()
+            if (m := _BELLCORE_NAME.fullmatch(name)) is not None:
+                name = f"bellcore-dr{m.group(1)}"
+            name = ALERT_INFO_NAMES.get(name, name)
             try:
-                user = getattr(parse_uri(text.strip().strip("<>")), "user", None)
-            except ValueError:
+                ring_cadence(name, country_code)
+            except KeyError:
                 continue
-            if user:
-                return str(user), event.display_name
-    return "", event.display_name
+            return default if name == "normal" else name
+    return default
+
+
+def _split_alert_info(value: str) -> list[str]:
+    try:
+        return split_list(value)
+    except HeaderError:
+        return []
+
+
+def _parse(text: str) -> Uri | None:
+    try:
+        return parse_uri(text.strip().strip("<>"))
+    except UriError:
+        return None
+
+
+def _anonymous(uri: SipUri) -> bool:
+    return (uri.user or "").lower() == "anonymous" or uri.host.lower() == ANONYMOUS_HOST
+
+
+def _number(uri: Uri | None) -> str:
+    """The digits of a telephone-number user part or tel URI (visual separators dropped), or ''."""
+    if isinstance(uri, TelUri):
+        text = uri.number
+    elif isinstance(uri, SipUri) and uri.user:
+        text = uri.user.split(";")[0]
+    else:
+        return ""
+    text = re.sub(r"[\-.() ]", "", text)
+    return text.lstrip("+") if _NUMBER.fullmatch(text) else ""
 
 
 def _loopback(remote: Address) -> Negotiated:

@@ -90,7 +90,6 @@ class _Ringing:
     until: float
     preamble: list[tuple[float, float]]
     """One-off ringer on-intervals before `start` (first ring cycle, RP-AS)."""
-    restore_polarity_at: float | None = None
 
 
 class Line:
@@ -106,6 +105,8 @@ class Line:
         self._ring: _Ringing | None = None
         self._ringer_on = False
         self._audio: list[tuple[float, Int16Array]] = []
+        self._restore_polarity_at: float | None = None
+        """When on-hook data sent after a line reversal ends: normal polarity comes back then."""
         self._now = now
         driver.set_ringer(False)
         driver.set_polarity(False)
@@ -153,7 +154,9 @@ class Line:
                 restore = data_at + data_len
                 start = restore + DATA_TO_RING_S
             self._audio.append((data_at, np.asarray(callerid, dtype=np.int16)))
-        self._ring = _Ringing(cadence, start, now + timeout, preamble, restore)
+        self._ring = _Ringing(cadence, start, now + timeout, preamble)
+        if restore is not None:
+            self._restore_polarity_at = restore
         self.hook.ringing = True
         self._apply(now)
         return True
@@ -162,12 +165,12 @@ class Line:
         """Stop ringing at once, drop any unsent on-hook data, restore normal polarity if we reversed it."""
         if self._ring is None:
             return
-        restore = self._ring.restore_polarity_at is not None
         self._ring = None
         self.hook.ringing = False
         self._audio.clear()
         self._set_ringer(False)
-        if restore:
+        if self._restore_polarity_at is not None:
+            self._restore_polarity_at = None
             self.set_polarity(False)
 
     def send_onhook_data(self, audio: Int16Array, now: float, reversal: bool = False) -> None:
@@ -178,6 +181,7 @@ class Line:
             alert = generate_alert("dt-as", RATE)
             self._audio.append((now + REVERSAL_TO_ALERT_S, alert))
             at = now + REVERSAL_TO_ALERT_S + len(alert) / RATE + ALERT_TO_DATA_S
+            self._restore_polarity_at = at + len(audio) / RATE
         self._audio.append((at, np.asarray(audio, dtype=np.int16)))
 
     def set_polarity(self, reversed_: bool) -> None:
@@ -240,15 +244,15 @@ class Line:
 
     def _apply(self, now: float) -> None:
         self._now = now
+        if self._restore_polarity_at is not None and now >= self._restore_polarity_at:
+            self._restore_polarity_at = None
+            self.set_polarity(False)
         r = self._ring
         if r is None:
             return
         if now >= r.until or (not r.cadence.repeat and now >= r.start + r.cadence.period_ms / 1000):
             self.stop_ring(now)
             return
-        if r.restore_polarity_at is not None and now >= r.restore_polarity_at:
-            r.restore_polarity_at = None
-            self.set_polarity(False)
         self._set_ringer(self._should_ring(now))
 
     def _set_ringer(self, on: bool) -> None:
@@ -257,15 +261,13 @@ class Line:
             self.driver.set_ringer(on)
 
     def _next_ring_change(self) -> float | None:
+        edges = [self._restore_polarity_at] if self._restore_polarity_at is not None else []
         r = self._ring
-        if r is None:
-            return None
-        edges = [r.until, *(t for a, b in r.preamble for t in (a, b))]
-        if r.restore_polarity_at is not None:
-            edges.append(r.restore_polarity_at)
-        edge = _next_cadence_edge(r.cadence, r.start, self._now)
-        if edge is not None:
-            edges.append(edge)
+        if r is not None:
+            edges += [r.until, *(t for a, b in r.preamble for t in (a, b))]
+            edge = _next_cadence_edge(r.cadence, r.start, self._now)
+            if edge is not None:
+                edges.append(edge)
         later = [t for t in edges if t > self._now + EPS]
         return min(later) if later else None
 

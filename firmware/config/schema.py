@@ -167,6 +167,9 @@ class PortConfig:
     """Empty means `regional.ring_cadence`."""
     hotline: str = ""
     """Number dialled as soon as the phone goes off hook; empty means dial tone as usual."""
+    polarity_reversal: bool = False
+    """Reverse the loop polarity while a call is answered, restore it when the call ends (answer and
+    far-end disconnect supervision for payphones and call meters)."""
 
 
 @dataclass(frozen=True)
@@ -512,7 +515,8 @@ def _port(data: object, path: str, country: str, errors: list[FieldError]) -> Po
                        else f"must be one of {', '.join(CALLERID_STANDARDS)} (or absent), got {v!r}"),
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
         hotline=t.text("hotline", "", lambda v: None if not v or _DIGITS_RE.fullmatch(v)
-                      else "must be 1-32 of 0-9 * #"))
+                      else "must be 1-32 of 0-9 * #"),
+        polarity_reversal=t.flag("polarity_reversal", False))
     if "extension" not in t.data:
         t.error("extension", "is required")
     t.finish()

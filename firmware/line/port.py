@@ -11,6 +11,8 @@ tone on off-hook, ringback on 180 without early media, busy on 486/600 (the SIP 
 "user busy", RFC 3398), SIT for 404/410/484 where the country has one (ANSI T1.209), reorder
 (congestion) for other failures, a dialling timeout or a barred/unknown number, and after the
 permanent-signal timeouts the receiver-off-hook howler (GR-506 ROH tone), then silence until on-hook.
+While the mailbox has messages (`mwi`) dial tone is stutter dial tone, and the phone's lamp is set by
+on-hook VMWI data whenever the port is idle.
 """
 
 from __future__ import annotations
@@ -55,6 +57,10 @@ class StopTone:
 class Ring:
     caller_number: str
     caller_name: str | None
+    private: bool = False
+    """The caller withheld their identity: caller ID sends absence 'P' (GR-30-CORE), not 'O'."""
+    cadence: str | None = None
+    """A dsp.tones.ring_cadence name for this call (distinctive ring); None: the port's own."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,20 @@ class SetFeed:
 
 
 @dataclass(frozen=True)
+class SetPolarity:
+    """Loop polarity: reversed while a call is answered (answer supervision), normal after it."""
+
+    reversed: bool
+
+
+@dataclass(frozen=True)
+class SendVmwi:
+    """Send the on-hook message-waiting data that turns the phone's lamp on or off (GR-1401)."""
+
+    active: bool
+
+
+@dataclass(frozen=True)
 class CallOver:
     """A call of this port ended: what the call history needs (times on the port's clock)."""
 
@@ -111,7 +131,7 @@ class CallOver:
 
 
 Action = (PlayTone | StopTone | Ring | StopRing | PlaceCall | Answer | Hangup | Reject | ConnectMedia
-          | DisconnectMedia | SetFeed | CallOver)
+          | DisconnectMedia | SetFeed | SetPolarity | SendVmwi | CallOver)
 
 
 @dataclass(frozen=True)
@@ -150,12 +170,20 @@ class PortLine:
     timing: PortTiming = field(default_factory=PortTiming)
     hotline: str = ""
     """Number dialled the moment the phone goes off hook (no dial tone); empty: dial tone as usual."""
+    polarity_reversal: bool = False
+    """Reverse the loop on answer and restore it when the call ends, either way (the battery reversal
+    answer/disconnect supervision of payphones and call meters)."""
+    message_waiting: bool = False
+    """The mailbox has new messages: stutter dial tone (GR-506) and the phone's lamp on."""
     state: State = State.IDLE
     _call: _Call | None = None
     _collector: DigitCollector | None = None
     _deadline: float | None = None
     _tone: str | None = None
     _media: bool = False
+    _reversed: bool = False
+    _lamp: bool = False
+    """What the phone's message-waiting lamp was last told."""
 
     # -- inputs: the phone ----------------------------------------------------------------------
     def hook(self, event: HookEvent, now: float) -> list[Action]:
@@ -173,13 +201,13 @@ class PortLine:
 
     # -- inputs: the network side ----------------------------------------------------------------
     def incoming(self, call_id: str, caller_number: str, caller_name: str | None,
-                 now: float) -> list[Action]:
+                 now: float, *, private: bool = False, cadence: str | None = None) -> list[Action]:
         """A call for this port: ring when idle, else refuse it busy (no call waiting)."""
         if self.state is not State.IDLE:
             return [Reject(call_id, 486)]
         self._call = _Call("in", caller_number, now)
         self.state = State.RINGING
-        return [Ring(caller_number, caller_name)]
+        return [Ring(caller_number, caller_name, private, cadence)]
 
     def progress(self, status: int, early_media: bool, now: float) -> list[Action]:
         """A provisional answer to our call: 183 with media plays the far end's audio, 180 ringback."""
@@ -196,7 +224,7 @@ class PortLine:
             return []
         self._call.answer = now
         self.state = State.CONNECTED
-        return self._stop_tone() + self._connect()
+        return self._stop_tone() + self._connect() + self._reverse(True)
 
     def ended(self, reason: str, status: int | None, now: float) -> list[Action]:
         """The call ended from the network side (BYE, CANCEL, a final failure)."""
@@ -206,8 +234,8 @@ class PortLine:
         self._call = None
         if state is State.RINGING:
             self.state = State.IDLE
-            return [StopRing(), self._over(call, reason, now)]
-        acts: list[Action] = [*self._disconnect(), self._over(call, reason, now)]
+            return [StopRing(), self._over(call, reason, now), *self._update_lamp()]
+        acts: list[Action] = [*self._disconnect(), *self._reverse(False), self._over(call, reason, now)]
         if state is State.CONNECTED and self.timing.disconnect_feed is not None:
             self.state = State.DISCONNECT
             self._deadline = now + self.timing.disconnect_feed
@@ -221,6 +249,12 @@ class PortLine:
             name = sit if sit in self.tones else "sit" if "sit" in self.tones else "congestion"
             return acts + self._fail(name, now)
         return acts + self._fail("congestion", now)
+
+    def mwi(self, waiting: bool, now: float) -> list[Action]:
+        """The mailbox's state (RFC 3842 message-summary): the lamp follows at once if the phone is
+        idle on-hook, else when it next is (VMWI data is on-hook data, GR-30-CORE)."""
+        self.message_waiting = waiting
+        return self._update_lamp()
 
     # -- timers ----------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
@@ -250,7 +284,7 @@ class PortLine:
         if self.state is State.RINGING and self._call is not None:
             self._call.answer = now
             self.state = State.CONNECTED
-            return [StopRing(), Answer(), *self._connect()]
+            return [StopRing(), Answer(), *self._connect(), *self._reverse(True)]
         if self.state is not State.IDLE:
             return []
         if self.hotline:
@@ -259,13 +293,14 @@ class PortLine:
             return [PlaceCall(self.hotline)]
         self.state = State.DIALTONE
         self._collector = self.plan.collector(now)  # its first-digit timer runs from now
-        return self._play("dial")
+        return self._play("stutter_dial" if self.message_waiting else "dial")
 
     def _on_hook(self, now: float) -> list[Action]:
         acts: list[Action] = self._stop_tone()
         call, state = self._call, self.state
         if call is not None and state in (State.CALLING, State.CONNECTED):
-            acts += [Hangup(), *self._disconnect(), self._over(call, "local hangup", now)]
+            acts += [Hangup(), *self._disconnect(), *self._reverse(False),
+                     self._over(call, "local hangup", now)]
         if state is State.DISCONNECT:
             acts.append(SetFeed(Feed.ACTIVE))
         if state is State.RINGING:
@@ -273,7 +308,7 @@ class PortLine:
         self.state = State.IDLE
         self._call = self._collector = None
         self._deadline = None
-        return acts
+        return acts + self._update_lamp()
 
     def _digit(self, digit: str, now: float) -> list[Action]:
         if self._collector is None or self.state not in (State.DIALTONE, State.COLLECTING):
@@ -318,6 +353,18 @@ class PortLine:
             return []
         self._media = False
         return [DisconnectMedia()]
+
+    def _update_lamp(self) -> list[Action]:
+        if self.state is not State.IDLE or self._lamp == self.message_waiting:
+            return []
+        self._lamp = self.message_waiting
+        return [SendVmwi(self._lamp)]
+
+    def _reverse(self, reversed_: bool) -> list[Action]:
+        if not self.polarity_reversal or self._reversed == reversed_:
+            return []
+        self._reversed = reversed_
+        return [SetPolarity(reversed_)]
 
     def _over(self, call: _Call, cause: str, now: float) -> CallOver:
         return CallOver(call.direction, call.remote, call.start, call.answer, now, cause)

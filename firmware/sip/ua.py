@@ -81,9 +81,11 @@ __all__ = [
     "Event",
     "IncomingCall",
     "Kind",
+    "MessageWaiting",
     "RegistrationChanged",
     "UaConfig",
     "UserAgent",
+    "messages_waiting",
 ]
 
 Kind = Literal["udp", "tcp", "tls"]
@@ -91,7 +93,7 @@ Addr = tuple[str, int]
 ServerKey = tuple[str, int | None]
 """A configured server by name: (lower-case host, port or None), as `targets` is keyed."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
 SUPPORTED = "timer"  # RFC 4028
 _DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 _REASONS = {
@@ -210,8 +212,26 @@ class InfoReceived:
     body: bytes
 
 
+@dataclass(frozen=True)
+class MessageWaiting:
+    """An unsolicited NOTIFY for `Event: message-summary` (RFC 3842 §3.2, `Messages-Waiting: yes|no`)
+    for `account`'s mailbox; already answered 200. Subscription-based MWI is not implemented."""
+
+    account: str
+    waiting: bool
+
+
 Event = (RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld
-         | CallResumed | InfoReceived)
+         | CallResumed | InfoReceived | MessageWaiting)
+
+
+def messages_waiting(body: bytes) -> bool | None:
+    """The `Messages-Waiting: yes|no` line of a message-summary body (RFC 3842 §5.2), or None."""
+    for line in body.decode("utf-8", "replace").splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == "messages-waiting":
+            return {"yes": True, "no": False}.get(value.strip().lower())
+    return None
 
 
 class CallError(ValueError):
@@ -1055,10 +1075,30 @@ class UserAgent:
             self._incoming_invite(tx, request, now)
         elif method == "OPTIONS":
             self._respond(tx, request, 200, "OK", now)  # RFC 3261 §11.2
+        elif method == "NOTIFY":
+            self._unsolicited_notify(tx, request, now)
         elif method in ("BYE", "UPDATE", "INFO"):
             self._respond(tx, request, 481, "Call/Transaction Does Not Exist", now)
         else:
             self._respond(tx, request, 405, "Method Not Allowed", now)
+
+    def _unsolicited_notify(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        """Unsolicited message-summary NOTIFY from the PBX (RFC 3842 §3, the Asterisk/FreePBX way):
+        200 and a MessageWaiting event; other event packages get 489 Bad Event (RFC 6665 §4.1.3)."""
+        package = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if package != "message-summary":
+            self._respond(tx, request, 489, "Bad Event", now)
+            return
+        account = self._account_for(request)
+        if account is None:
+            self._respond(tx, request, 404, _REASONS[404], now)
+            return
+        waiting = messages_waiting(request.body)
+        if waiting is None:
+            self._respond(tx, request, 400, "Bad message-summary body", now)
+            return
+        self._respond(tx, request, 200, "OK", now)
+        self._events.append(MessageWaiting(account.config.name, waiting))
 
     def _account_for(self, request: Request) -> _Account | None:
         user = request.uri.user if isinstance(request.uri, SipUri) else None

@@ -179,6 +179,13 @@ def test_hotline_and_dial_plan_are_checked() -> None:
     assert load_config(f'{PORT}dial_plan = "<9:>xx.|1xx"\n').ports[0].dial_plan == "<9:>xx.|1xx"
 
 
+def test_polarity_reversal_is_a_per_port_flag() -> None:
+    assert not load_config(PORT).ports[0].polarity_reversal
+    assert load_config(f"{PORT}polarity_reversal = true\n").ports[0].polarity_reversal
+    assert errors(f'{PORT}polarity_reversal = "yes"\n') == [
+        "ports[0].polarity_reversal: must be true or false, got a string"]
+
+
 def test_passwords_never_show_in_reprs() -> None:
     cfg = load_config(f'{PORT}password = "hunter2"\n')
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.ports[0])

@@ -10,17 +10,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from firmware.app import Gateway
+from dsp.callerid import Absence
+from firmware.app import LOOPBACK, Gateway, SipCaller, alert_info_cadence, sip_caller
 from firmware.config import load_config
 from firmware.line.port import State
 from firmware.sip.registration import RegState
+from firmware.sip.ua import IncomingCall, MessageWaiting
 from hal.sim import SimBoard
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.audio import dominant_frequency
@@ -216,3 +219,191 @@ def test_pbx_call_through_kamailio_to_baresip(tmp_path: Path, kamailio_factory: 
             await gateway.stop()
 
     run(scenario, timeout=60)
+
+
+def invite(from_uri: str = "sip:5551234@pbx.example", display_name: str | None = None, *,
+           asserted: str | None = None, privacy: str | None = None, alert_info: str | None = None,
+           call: str = "c1") -> IncomingCall:
+    return IncomingCall(call=call, account="0", from_uri=from_uri, display_name=display_name,
+                        asserted_identity=asserted, privacy=privacy, alert_info=alert_info, remote_sdp=b"")
+
+
+@pytest.mark.parametrize(("call", "expected"), [
+    (invite("sip:5551234@pbx", "Alice"), SipCaller("5551234", "Alice", False)),
+    (invite("sip:+1-555-123-4567@pbx;user=phone"), SipCaller("15551234567", None, False)),
+    (invite("sip:alice@pbx", "Alice", asserted='"Alice Smith" <sip:+15550001111@pbx>'),
+     SipCaller("15550001111", "Alice Smith", False)),
+    (invite("sip:alice@pbx", "Alice", asserted="<sip:alice@pbx>, <tel:+1-555-000-2222>"),
+     SipCaller("15550002222", "Alice", False)),
+    (invite("sip:200@pbx", "Front", asserted="<sip:unknown@pbx>"), SipCaller("200", "Front", False)),
+    (invite("sip:5551234@pbx", "Alice", asserted="<sip:5559999@pbx>", privacy="id"),
+     SipCaller("", None, True)),
+    (invite("sip:5551234@pbx", "Alice", privacy="user; critical"), SipCaller("", None, True)),
+    (invite("sip:5551234@pbx", "Alice", privacy="header"), SipCaller("", None, True)),
+    (invite("sip:5551234@pbx", "Alice", privacy="none"), SipCaller("5551234", "Alice", False)),
+    (invite("sip:anonymous@anonymous.invalid", "Anonymous"), SipCaller("", None, True)),
+    (invite("sip:unknown@pbx"), SipCaller("", None, False)),
+    (invite("sip:pbx.example", "Lobby"), SipCaller("", "Lobby", False)),
+])
+def test_caller_id_from_sip_headers(call: IncomingCall, expected: SipCaller) -> None:
+    """Number from P-Asserted-Identity over From (RFC 3325), digits only (GR-30-CORE); privacy per
+    RFC 3323/3325 gives absence 'P' (private), no number gives 'O' (sip_caller's `private`)."""
+    assert sip_caller(call) == expected
+
+
+class FakeAgent:
+    """Stands in for the SIP agent: records what the gateway answers to an injected INVITE."""
+
+    local_addr = (LOOPBACK, 5060)
+
+    def __init__(self) -> None:
+        self.ringing_calls: list[str] = []
+        self.rejected: list[tuple[str, int]] = []
+
+    def ringing(self, call: str) -> None:
+        self.ringing_calls.append(call)
+
+    def reject(self, call: str, status: int) -> None:
+        self.rejected.append((call, status))
+
+    def hangup(self, call: str) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+async def sip_invite_rings(tmp_path: Path, call: IncomingCall,
+                           check: Callable[[Gateway, SimBoard], Coroutine[Any, Any, None]]) -> None:
+    """Start the example gateway, put a fake agent in, inject `call` for port 1, run `check`."""
+    cfg = load_config(EXAMPLE)
+    cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, data_dir=str(tmp_path)))
+    gateway = Gateway(cfg)
+    board = gateway.board
+    assert isinstance(board, SimBoard)
+    await gateway.start()
+    agent = FakeAgent()
+    gateway.agent = agent  # type: ignore[assignment]
+    try:
+        gateway._on_sip(call)
+        assert agent.ringing_calls == [call.call]
+        await check(gateway, board)
+    finally:
+        await gateway.stop()
+
+
+def test_private_sip_caller_shows_p_on_the_phone(tmp_path: Path) -> None:
+    async def check(gateway: Gateway, board: SimBoard) -> None:
+        phone = board.phones[0]
+        await until(lambda: phone.callerid is not None, 10, "caller ID on phone 1's display")
+        assert phone.callerid is not None
+        assert phone.callerid.number is None and phone.callerid.name is None
+        assert phone.callerid.number_absence is Absence.PRIVATE
+        assert phone.callerid.name_absence is Absence.PRIVATE
+
+    call = invite("sip:5551234@pbx", "Alice", asserted="<sip:5551234@pbx>", privacy="id")
+    asyncio.run(sip_invite_rings(tmp_path, call, check))
+
+
+@pytest.mark.parametrize(("alert_info", "expected"), [
+    ("<http://127.0.0.1/Bellcore-dr2>", "bellcore-dr2"),
+    ("<http://127.0.0.1/bellcore-dr5>", "bellcore-dr5"),
+    ("<http://www.notused>;info=Bellcore-dr3", "bellcore-dr3"),
+    ('<http://www.notused>;info="Bellcore-dr1"', "bellcore-dr1"),
+    ("<http://127.0.0.1>;info=alert-internal", "bellcore-dr2"),
+    ("info=alert-internal", "bellcore-dr2"),
+    ("Bellcore-dr4", "bellcore-dr4"),
+    ("<http://127.0.0.1/Bellcore-r3>", "bellcore-dr3"),
+    ("<http://pbx.example/ring.wav>, <http://127.0.0.1/Bellcore-dr4>", "bellcore-dr4"),
+    ("<http://127.0.0.1>;info=alert-external", "port"),
+    ("<http://127.0.0.1/Bellcore-dr9>", "port"),
+    ("<http://pbx.example/ring.wav>", "port"),
+    ("<http://127.0.0.1>;info=normal", "port"),
+    (",", "port"),
+    (None, "port"),
+])
+def test_distinctive_ring_from_alert_info(alert_info: str | None, expected: str) -> None:
+    """Alert-Info (RFC 3261 §20.4) -> a GR-506 Bellcore cadence; anything else -> the port's own."""
+    assert alert_info_cadence(alert_info, "US", "port") == expected
+
+
+def test_alert_info_bellcore_dr2_rings_long_long(tmp_path: Path) -> None:
+    async def check(gateway: Gateway, board: SimBoard) -> None:
+        phone = board.phones[0]
+        await until(lambda: len(phone.ring_bursts) >= 2 and phone.ring_bursts[1][1] is not None, 5,
+                    "two ring bursts")
+        (a, b), (c, d) = phone.ring_bursts[:2]
+        assert b is not None and d is not None
+        assert [round(b - a, 1), round(c - b, 1), round(d - c, 1)] == [0.8, 0.4, 0.8], phone.ring_bursts
+
+    call = invite("sip:5551234@pbx", "Alice", alert_info="<http://127.0.0.1/Bellcore-dr2>")
+    asyncio.run(sip_invite_rings(tmp_path, call, check))
+
+
+def test_polarity_reversal_on_answer_and_on_far_end_disconnect(tmp_path: Path) -> None:
+    """Both ports with `polarity_reversal`: the loop reverses on each phone when the call is answered
+    and is normal again on the caller's hang-up and on the callee's far-end disconnect."""
+    async def scenario() -> None:
+        cfg = load_config(EXAMPLE)
+        cfg = dataclasses.replace(
+            cfg, system=dataclasses.replace(cfg.system, data_dir=str(tmp_path)),
+            ports=tuple(dataclasses.replace(p, polarity_reversal=True) for p in cfg.ports))
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        one, two = board.phones
+        await gateway.start()
+        try:
+            one.lift(board.now())
+            await asyncio.sleep(0.3)
+            one.dial_dtmf("102", board.now())
+            await until(lambda: two.ringing, 5, "phone 2 rings")
+            assert not one.polarity_reversed and not two.polarity_reversed
+            two.lift(board.now())
+            await until(lambda: one.polarity_reversed and two.polarity_reversed, 3, "reversed on answer")
+            one.hang_up(board.now())
+            await until(lambda: gateway.lines[1].state is State.DISCONNECT, 3, "far-end disconnect on 2")
+            assert not one.polarity_reversed and not two.polarity_reversed
+        finally:
+            await gateway.stop()
+
+    asyncio.run(scenario())
+
+
+def interrupted(audio: npt.NDArray[np.int16]) -> bool:
+    """True if the tone in `audio` has silent gaps (10 ms blocks 20 dB below the loudest)."""
+    blocks = audio[:len(audio) // 80 * 80].astype(np.float64).reshape(-1, 80)
+    rms = np.sqrt(np.mean(blocks ** 2, axis=1))
+    return bool(rms.max() > 100 and rms.min() < rms.max() / 10)
+
+
+def test_message_waiting_lights_the_lamp_and_stutters_the_dial_tone(tmp_path: Path) -> None:
+    """An unsolicited message-summary NOTIFY (as the UA reports it) for port 1: VMWI FSK lights the
+    phone's lamp, dial tone is stutter dial tone (GR-506), and 'no' turns the lamp off again."""
+    async def scenario() -> None:
+        cfg = load_config(EXAMPLE)
+        cfg = dataclasses.replace(cfg, system=dataclasses.replace(cfg.system, data_dir=str(tmp_path)))
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        one, two = board.phones
+        await gateway.start()
+        try:
+            two.lift(board.now())
+            await asyncio.sleep(0.8)
+            assert not interrupted(two.earpiece(0.6)), "steady dial tone without messages"
+            gateway._on_sip(MessageWaiting("0", True))
+            await until(lambda: one.mwi_lamp, 5, "phone 1's message-waiting lamp lit")
+            assert not two.mwi_lamp
+            one.lift(board.now())
+            await asyncio.sleep(0.8)
+            assert interrupted(one.earpiece(0.6)), "stutter dial tone while messages wait"
+            assert near(strongest(one.earpiece(0.6), 2), [350, 440]), "stutter on the US dial tone"
+            one.hang_up(board.now())
+            await until(lambda: gateway.lines[0].state is State.IDLE, 3, "phone 1 back on hook")
+            gateway._on_sip(MessageWaiting("0", False))
+            await until(lambda: not one.mwi_lamp, 5, "lamp off")
+        finally:
+            await gateway.stop()
+
+    asyncio.run(scenario())

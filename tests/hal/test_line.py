@@ -214,3 +214,16 @@ def test_open_feed_stops_ringing() -> None:
     assert driver.edges("ringer")[-1][1] is False
     assert not line.ringing
     assert driver.edges("feed")[-1][1] is Feed.OPEN
+
+
+def test_onhook_data_after_reversal_restores_polarity_when_sent() -> None:
+    line, driver = make()
+    line.send_onhook_data(_burst(0.4), now=0.0, reversal=True)
+    audio = _audio_timeline(line, driver, 2.0)
+    [(alert_start, _)] = detect_alert(audio)
+    assert alert_start >= 0.1  # EN 300 659-1 §6.1.1: DT-AS >= 100 ms after the reversal
+    _, end = _span(audio)
+    polarity = driver.edges("polarity")
+    assert polarity[0] == (0.0, True)
+    assert polarity[1][1] is False and end - 1e-9 <= polarity[1][0] <= end + 0.02
+    assert not line.polarity_reversed

@@ -17,7 +17,9 @@ from firmware.line.port import (
     PortTiming,
     Reject,
     Ring,
+    SendVmwi,
     SetFeed,
+    SetPolarity,
     State,
     StopRing,
     StopTone,
@@ -29,9 +31,10 @@ US_TONES = frozenset({"dial", "ringback", "busy", "congestion", "howler", "sit",
                       "sit_intercept", "sit_ineffective_other"})
 
 
-def port(timing: PortTiming | None = None, tones: frozenset[str] = US_TONES) -> PortLine:
+def port(timing: PortTiming | None = None, tones: frozenset[str] = US_TONES, *,
+         polarity_reversal: bool = False) -> PortLine:
     return PortLine(0, DialPlan.parse(PLAN, first_digit_s=16.0, long_s=10.0, short_s=3.0), tones,
-                    timing or PortTiming())
+                    timing or PortTiming(), polarity_reversal=polarity_reversal)
 
 
 def off(p: PortLine, t: float) -> list[object]:
@@ -175,6 +178,15 @@ def test_incoming_rings_and_off_hook_answers() -> None:
     assert p.state is State.IDLE
 
 
+def test_a_private_caller_rings_with_private_caller_id() -> None:
+    assert port().incoming("c1", "", None, 0.0, private=True) == [Ring("", None, private=True)]
+
+
+def test_a_distinctive_ring_travels_with_the_call() -> None:
+    assert port().incoming("c1", "5551234", None, 0.0, cadence="bellcore-dr2") == [
+        Ring("5551234", None, cadence="bellcore-dr2")]
+
+
 def test_caller_gives_up_while_ringing() -> None:
     p = port()
     p.incoming("c1", "5551234", None, 0.0)
@@ -249,3 +261,50 @@ def test_flash_and_in_call_digits_do_nothing_without_features() -> None:
     assert p.hook(HookEvent(0, HookKind.FLASH, 3.0, duration=0.3), 3.0) == []
     assert dial(p, "5", 3.5) == []
     assert p.state is State.CONNECTED
+
+
+def test_polarity_reverses_on_answer_of_an_incoming_call_and_back_on_far_end_disconnect() -> None:
+    p = port(polarity_reversal=True)
+    p.incoming("c1", "5551234", None, 0.0)
+    assert off(p, 4.0) == [StopRing(), Answer(), ConnectMedia(), SetPolarity(True)]
+    assert p.ended("remote hangup", None, 9.0) == [
+        DisconnectMedia(), SetPolarity(False), CallOver("in", "5551234", 0.0, 4.0, 9.0, "remote hangup"),
+        SetFeed(Feed.OPEN)]
+    assert [a for _, a in run_timers(p, 60.0) if isinstance(a, SetPolarity)] == []
+
+
+def test_polarity_reverses_when_the_far_end_answers_and_back_on_our_hang_up() -> None:
+    p = port(polarity_reversal=True)
+    off(p, 0.0)
+    dial(p, "102", 1.0)
+    assert p.answered(3.0) == [ConnectMedia(), SetPolarity(True)]
+    assert on(p, 8.0) == [Hangup(), DisconnectMedia(), SetPolarity(False),
+                          CallOver("out", "102", 1.4, 3.0, 8.0, "local hangup")]
+
+
+def test_polarity_stays_normal_for_an_unanswered_call() -> None:
+    p = port(polarity_reversal=True)
+    off(p, 0.0)
+    dial(p, "102", 1.0)
+    p.progress(180, False, 2.0)
+    assert not [a for a in p.ended("busy", 486, 3.0) + on(p, 4.0) if isinstance(a, SetPolarity)]
+
+
+def test_message_waiting_lights_the_lamp_at_once_when_idle_and_gives_stutter_dial_tone() -> None:
+    p = port()
+    assert p.mwi(True, 0.0) == [SendVmwi(True)]
+    assert p.mwi(True, 1.0) == []  # the lamp is already on
+    assert off(p, 2.0) == [PlayTone("stutter_dial")]
+    on(p, 5.0)
+    assert p.mwi(False, 6.0) == [SendVmwi(False)]
+    assert off(p, 7.0) == [PlayTone("dial")]
+
+
+def test_message_waiting_during_a_call_waits_for_on_hook() -> None:
+    p = port()
+    off(p, 0.0)
+    assert p.mwi(True, 1.0) == []  # VMWI is on-hook data: not into the caller's ear
+    assert on(p, 2.0) == [StopTone(), SendVmwi(True)]
+    p.incoming("c1", "5551234", None, 3.0)
+    assert p.mwi(False, 4.0) == []  # ringing: the caller-ID slot is the call's
+    assert p.ended("cancelled", 487, 5.0)[-1] == SendVmwi(False)

@@ -21,9 +21,11 @@ from firmware.sip.ua import (
     Event,
     IncomingCall,
     InfoReceived,
+    MessageWaiting,
     RegistrationChanged,
     UaConfig,
     UserAgent,
+    messages_waiting,
 )
 from firmware.sip.uri import SipUri
 
@@ -321,6 +323,7 @@ def inbound(
     branch: str = "z9hG4bKin1",
     extra: str = "",
     user: str = "alice",
+    content_type: str = "application/sdp",
 ) -> bytes:
     to = "<sip:alice@pbx.example.com>" + (f";tag={to_tag}" if to_tag else "")
     lines = [
@@ -337,7 +340,7 @@ def inbound(
     if extra:
         lines += extra.split("\n")
     if body:
-        lines.append("Content-Type: application/sdp")
+        lines.append(f"Content-Type: {content_type}")
     lines += [f"Content-Length: {len(body)}", "", ""]
     return "\r\n".join(lines).encode() + body
 
@@ -468,6 +471,46 @@ def test_options_answered_with_capabilities() -> None:
     assert ok.status == 200
     assert "INVITE" in ok.headers.get_all("Allow") and ok.headers.get("Accept") == "application/sdp"
     assert ok.headers.get("Supported") == "timer"
+
+
+MWI_BODY = (b"Messages-Waiting: yes\r\nMessage-Account: sip:*97@pbx.example.com\r\n"
+            b"Voice-Message: 2/0 (0/0)\r\n")
+
+
+def notify(body: bytes, event: str = "message-summary", user: str = "alice", cseq: int = 1) -> bytes:
+    return inbound("NOTIFY", body=body, extra=f"Event: {event}", user=user, cseq=cseq,
+                   branch=f"z9hG4bKn{cseq}", content_type="application/simple-message-summary")
+
+
+def test_unsolicited_mwi_notify_is_accepted_and_reported() -> None:
+    """RFC 3842 unsolicited NOTIFY (no SUBSCRIBE): 200 and MessageWaiting for the addressed account."""
+    ua = make_ua()
+    ua.receive(notify(MWI_BODY), PROXY, "udp", 0.0)
+    assert [r.status for r in responses(ua)] == [200]
+    assert events(ua) == [MessageWaiting("1", True)]
+    ua.receive(notify(b"messages-waiting:no\r\n", user="bob", cseq=2), PROXY, "udp", 1.0)
+    assert [r.status for r in responses(ua, 1.0)] == [200]
+    assert events(ua) == [MessageWaiting("2", False)]
+
+
+def test_other_notifies_are_refused() -> None:
+    ua = make_ua()
+    ua.receive(notify(MWI_BODY, event="dialog"), PROXY, "udp", 0.0)
+    assert [r.status for r in responses(ua)] == [489]
+    ua.receive(notify(b"Voice-Message: 2/0\r\n", cseq=2), PROXY, "udp", 0.0)
+    assert [r.status for r in responses(ua)] == [400]
+    ua.receive(notify(MWI_BODY, cseq=3), ("203.0.113.9", 5060), "udp", 0.0)  # not from the proxy
+    assert [r.status for r in responses(ua)] == [403]
+    ua.receive(notify(MWI_BODY, user="mallory", cseq=4), PROXY, "udp", 0.0)
+    assert [r.status for r in responses(ua)] == [403]
+    assert events(ua) == []
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b"Messages-Waiting: yes\r\n", True), (b"MESSAGES-WAITING : No\r\n", False),
+    (b"Messages-Waiting: maybe\r\n", None), (b"", None)])
+def test_messages_waiting_body(body: bytes, expected: bool | None) -> None:
+    assert messages_waiting(body) is expected
 
 
 def test_in_dialog_request_without_dialog_gets_481() -> None:
