@@ -17,8 +17,12 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsp.wav import RATE, WavError, read_wav, write_wav
+
+if TYPE_CHECKING:
+    from firmware.config import Config
 
 
 class UsageError(Exception):
@@ -74,14 +78,21 @@ def _tone(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_check(args: argparse.Namespace) -> int:
+def _load_config(path: Path) -> Config | None:
+    """The configuration in `path`, or None after printing one line per problem (all of them)."""
     from firmware.config import ConfigError, load_config
 
     try:
-        cfg = load_config(args.file)
+        return load_config(path)
     except ConfigError as exc:
         for error in exc.errors:
-            print(f"{args.file}: {error}", file=sys.stderr)
+            print(f"{path}: {error}", file=sys.stderr)
+        return None
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    cfg = _load_config(args.file)
+    if cfg is None:
         return 2
     print(f"{args.file}: OK ({len(cfg.ports)} ports, backend {cfg.hardware.backend}, "
           f"registrar {cfg.sip.registrar or 'none'})")
@@ -92,13 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from firmware.config import ConfigError, load_config
-
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        for error in exc.errors:
-            print(f"{args.config}: {error}", file=sys.stderr)
+    cfg = _load_config(args.config)
+    if cfg is None:
         return 2
     logging.basicConfig(level=cfg.system.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
