@@ -16,7 +16,7 @@ import ipaddress
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -100,21 +100,25 @@ class SystemConfig:
         return Path(self.data_dir) / "history.db"
 
 
+_BOARD = BoardConfig()
+"""The HAL's defaults: the config file's hardware section defaults to exactly them."""
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
     """The board; field meanings are `hal.backends.BoardConfig`'s. Flash limits are in ms here
     because that is how phone manuals state them."""
 
-    backend: str = "sim"
-    ports: int = 2
-    alsa_capture: str = "default"
-    alsa_playback: str = "default"
-    gpio_pins: tuple[tuple[int, int, int], ...] = ((17, 27, 22), (23, 24, 25))
-    serial_device: str = "/dev/ttyACM0"
-    serial_baudrate: int = 115200
-    spi_bus: int = 0
-    spi_chip_selects: tuple[int, ...] = (0, 1)
-    proslic_reset_pin: int | None = None
+    backend: str = _BOARD.backend
+    ports: int = _BOARD.ports
+    alsa_capture: str = _BOARD.alsa_capture
+    alsa_playback: str = _BOARD.alsa_playback
+    gpio_pins: tuple[tuple[int, int, int], ...] = _BOARD.gpio_pins
+    serial_device: str = _BOARD.serial_device
+    serial_baudrate: int = _BOARD.serial_baudrate
+    spi_bus: int = _BOARD.spi_bus
+    spi_chip_selects: tuple[int, ...] = _BOARD.spi_chip_selects
+    proslic_reset_pin: int | None = _BOARD.proslic_reset_pin
     flash_min_ms: int = 100
     flash_max_ms: int = 700
 
@@ -196,12 +200,9 @@ class Config:
 
     def to_board_config(self, *, sim_realtime: bool = True) -> BoardConfig:
         hw = self.hardware
-        return BoardConfig(
-            backend=hw.backend, ports=hw.ports, country=self.regional.country, timing=hw.hook_timing,
-            alsa_capture=hw.alsa_capture, alsa_playback=hw.alsa_playback, gpio_pins=hw.gpio_pins,
-            serial_device=hw.serial_device, serial_baudrate=hw.serial_baudrate, spi_bus=hw.spi_bus,
-            spi_chip_selects=hw.spi_chip_selects, proslic_reset_pin=hw.proslic_reset_pin,
-            sim_realtime=sim_realtime)
+        shared = {f.name: getattr(hw, f.name) for f in fields(BoardConfig) if hasattr(hw, f.name)}
+        return BoardConfig(**shared, country=self.regional.country, timing=hw.hook_timing,
+                           sim_realtime=sim_realtime)
 
     def to_ua_config(self) -> UaConfig:
         """SIP identities of the enabled ports; account names are the port indices as strings."""
