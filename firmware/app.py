@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.tones import Tone, country, ring_cadence, tone
-from firmware.config import Config
+from firmware.config import Config, PortConfig
 from firmware.line.dialplan import DialPlan
 from firmware.line.port import (
     Action,
@@ -55,6 +55,7 @@ from firmware.sip.agent import SipAgent
 from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
 from firmware.sip.sdp import Negotiated
 from firmware.sip.ua import (
+    AccountConfig,
     CallAnswered,
     CallEnded,
     CallProgress,
@@ -83,6 +84,29 @@ ETSI ES 200 778-1 annex B line reversal for DTMF caller ID."""
 
 
 @dataclass
+class _CallInfo:
+    """What the status page shows of a port's call: the other party and since when it talks."""
+
+    peer: str
+    connected: float | None = None
+    """Unix time of the answer, None while it is still being set up."""
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `Gateway.apply_config` did."""
+
+    reconfigured: tuple[int, ...]
+    """Ports (0-based) whose line was re-created and/or SIP account re-registered now."""
+    deferred: tuple[int, ...]
+    """Ports in a call: they keep the call and take their new settings when it ends."""
+    sip_restarted: bool
+    """The SIP server settings changed: the agent was restarted (its calls ended, all re-register)."""
+    restart_required: tuple[str, ...]
+    """Settings that only a restart applies (the board, the data directory, the web listener)."""
+
+
+@dataclass
 class _Leg:
     """A port's side of its current call."""
 
@@ -108,13 +132,19 @@ class Gateway:
         self.pipeline = Pipeline(self.board.ports)
         self.clock = MediaClock(self.board, self.pipeline, on_hook=self._on_hook, on_tick=self._on_tick)
         self.lines: dict[int, PortLine] = {}
-        tones = frozenset(country(self.country).tones)
         self.extensions: dict[str, int] = {}
-        for index, port in enumerate(config.ports[:self.board.ports]):
-            if port.enabled:
-                self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan), tones,
-                                             hotline=port.hotline, polarity_reversal=port.polarity_reversal)
-                self.extensions[port.extension] = index
+        for index in range(min(len(config.ports), self.board.ports)):
+            self._make_line(index)
+        self.started = time.time()
+        self.registration: dict[int, tuple[str, str | None]] = {}
+        """Per port: the registration state (RegState value) and its last error."""
+        self._calls: dict[int, _CallInfo] = {}
+        self._deferred: set[int] = set()
+        """Ports whose new settings wait for their call to end (`apply_config`)."""
+        self._subscribers: list[Callable[[dict[str, Any]], None]] = []
+        self._published: dict[int, dict[str, Any]] = {}
+        self._accounts: dict[int, AccountConfig] = {}
+        """The SIP account each port has in the running agent."""
         self.agent: SipAgent | None = None
         self.history: CallHistory | None = None
         self._legs: dict[int, _Leg] = {}
@@ -130,9 +160,7 @@ class Gateway:
         data.mkdir(parents=True, exist_ok=True)
         self.history = CallHistory(self.config.system.history_db)
         self._clock_task = asyncio.create_task(self.clock.run(), name="media-clock")
-        if not self.config.intercom_only:
-            self.agent = SipAgent(self.config.to_agent_config(), on_event=self._on_sip)
-            await self.agent.start()
+        await self._start_agent()
         mode = f"registrar {self.config.sip.registrar}" if self.agent else "intercom only (no registrar)"
         _log.info("gateway ready: %s backend, %d ports, %s, extensions %s", self.config.hardware.backend,
                   self.board.ports, mode, ", ".join(f"{e}=port {p + 1}" for e, p in self.extensions.items()))
@@ -161,6 +189,151 @@ class Gateway:
             self.history.close()
         _log.info("gateway stopped")
 
+    async def _start_agent(self) -> None:
+        if self.config.intercom_only:
+            return
+        for port in self._sip_ports():
+            self.registration[port] = ("registering", None)
+        agent_config = self.config.to_agent_config()
+        self._accounts = {int(a.name): a for a in agent_config.ua.accounts}
+        self.agent = SipAgent(agent_config, on_event=self._on_sip)
+        try:
+            await self.agent.start()
+        except BaseException:
+            self.agent = None
+            raise
+
+    def _sip_ports(self) -> list[int]:
+        ports = self.config.ports[:self.board.ports]
+        return [p for p, cfg in enumerate(ports) if cfg.enabled]
+
+    def _make_line(self, index: int) -> None:
+        """(Re-)create port `index`'s call state machine from the current config (idle ports only)."""
+        self.lines.pop(index, None)
+        port = self.config.ports[index] if index < len(self.config.ports) else None
+        if port is not None and port.enabled and index < self.board.ports:
+            self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan),
+                                         frozenset(country(self.country).tones),
+                                         hotline=port.hotline, polarity_reversal=port.polarity_reversal)
+        self.extensions = {p.extension: i for i, p in enumerate(self.config.ports[:self.board.ports])
+                           if p.enabled}
+
+    # -- live reconfiguration -------------------------------------------------------------------
+    async def apply_config(self, new: Config) -> Applied:
+        """Run with `new` from now on, disturbing as little as possible: only ports whose settings
+        changed are re-created and re-register; calls on other ports continue. A changed port that is
+        in a call keeps it and takes its new settings once it is idle again (`Applied.deferred`).
+        A change to the SIP server settings restarts the SIP agent (its calls end; intercom calls
+        continue). Board, data directory and web listener changes need a restart (reported)."""
+        old = self.config
+        restart = tuple(name for name, changed in (
+            ("hardware", new.hardware != old.hardware),
+            ("system.data_dir", new.system.data_dir != old.system.data_dir),
+            ("web", new.web != old.web)) if changed)
+        if new.system.log_level != old.system.log_level:
+            logging.getLogger().setLevel(new.system.log_level.upper())
+        count = self.board.ports
+        changed = {p for p in range(count) if _port_at(old, p) != _port_at(new, p)}
+        if new.regional.country != old.regional.country:
+            changed |= set(range(count))  # the lines' tone sets are the country's
+        self.config, self.country = new, new.regional.country
+        sip_restart = new.sip != old.sip
+        if sip_restart and self.agent is not None:
+            agent, self.agent = self.agent, None
+            self.registration.clear()
+            await agent.stop()  # ends its calls (the lines hear CallEnded) and unregisters
+        now_ports = tuple(sorted(p for p in changed if self._idle(p)))
+        deferred = tuple(sorted(p for p in changed if not self._idle(p)))
+        for port in now_ports:
+            self._reconfigure(port, sip_restart)
+        self._deferred = (self._deferred | set(deferred)) - set(now_ports)
+        if sip_restart:
+            await self._start_agent()
+        _log.info("configuration applied: ports %s now, %s after their calls%s%s",
+                  [p + 1 for p in now_ports] or "none", [p + 1 for p in deferred] or "none",
+                  ", SIP agent restarted" if sip_restart else "",
+                  f"; needs a restart: {', '.join(restart)}" if restart else "")
+        for port in range(count):
+            self._publish(port)
+        return Applied(now_ports, deferred, sip_restart, restart)
+
+    def _idle(self, port: int) -> bool:
+        line = self.lines.get(port)
+        return port not in self._legs and (line is None or line.state is State.IDLE)
+
+    def _reconfigure(self, port: int, sip_restart: bool) -> None:
+        """Apply the current config to idle `port`: a new line and, unless the whole agent is being
+        restarted anyway, its SIP account re-registered (without un-REGISTER when the AOR stays)."""
+        self._make_line(port)
+        if self.agent is None or sip_restart:
+            return
+        before, after = self._accounts.get(port), _account_at(self.config, port)
+        if before == after:
+            return
+        if before is not None:
+            self.agent.remove_account(before.name, unregister=after is None or after.user != before.user)
+            self.registration.pop(port, None)
+            del self._accounts[port]
+        if after is not None:
+            self.registration[port] = ("registering", None)
+            self._accounts[port] = after
+            self.agent.add_account(after)
+
+    def _apply_deferred(self, port: int) -> None:
+        if port in self._deferred and self._idle(port):
+            self._deferred.discard(port)
+            self._reconfigure(port, False)
+            self._publish(port)
+
+    # -- status and events (the web page) -------------------------------------------------------
+    def port_status(self, port: int) -> dict[str, Any]:
+        """One port as the status page and `GET /api/v1/status` show it (`port` counts from 1)."""
+        cfg = _port_at(self.config, port)
+        line, board_line = self.lines.get(port), self.board.lines[port]
+        state, error = self.registration.get(port, ("intercom" if self.agent is None else "unregistered",
+                                                     None))
+        call = self._calls.get(port)
+        return {
+            "port": port + 1,
+            "extension": cfg.extension if cfg else None,
+            "display_name": cfg.display_name if cfg else "",
+            "enabled": line is not None,
+            "registered": state == "registered",
+            "registration": state,
+            "registration_error": error,
+            "hook": "off" if board_line.offhook else "on",
+            "call": line.state.value if line is not None else "disabled",
+            "peer": call.peer if call else None,
+            "connected_since": call.connected if call else None,
+            "message_waiting": bool(line and line.message_waiting),
+            "pending_config": port in self._deferred,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every port's status, for a page or a WebSocket client that just connected."""
+        return {"ports": [self.port_status(p) for p in range(self.board.ports)],
+                "backend": self.config.hardware.backend, "started": self.started,
+                "sip": "intercom" if self.config.intercom_only else self.config.sip.registrar}
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call `callback(port_status)` whenever a port's status changes (registration, hook, call
+        state, peer); returns the function that unsubscribes. Callbacks must not block."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _publish(self, port: int) -> None:
+        if port >= self.board.ports:
+            return
+        status = self.port_status(port)
+        if self._published.get(port) == status:
+            return
+        self._published[port] = status
+        for callback in list(self._subscribers):
+            try:
+                callback(status)
+            except Exception:
+                _log.exception("status subscriber failed")
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -178,6 +351,7 @@ class Gateway:
             if line is not None:
                 _log.debug("port %d: %s", event.port + 1, event.kind)
                 self._run(event.port, line.hook(event, self.board.now()))
+            self._publish(event.port)
 
     def _on_tick(self, result: TickResult) -> None:
         now = self.board.now()
@@ -195,6 +369,8 @@ class Gateway:
         if isinstance(event, RegistrationChanged):
             _log.info("port %s registration: %s%s", int(event.account) + 1, event.state,
                       f" ({event.error})" if event.error else "")
+            self.registration[int(event.account)] = (event.state.value, event.error)
+            self._publish(int(event.account))
         elif isinstance(event, IncomingCall):
             self._incoming_sip(event, now)
         elif isinstance(event, MessageWaiting):
@@ -243,6 +419,18 @@ class Gateway:
         for action in actions:
             _log.debug("port %d: %s", port + 1, action)
             self._execute(port, action)
+            if isinstance(action, PlaceCall):
+                self._calls[port] = _CallInfo(action.number)
+            elif isinstance(action, Ring):
+                self._calls[port] = _CallInfo(action.caller_number or action.caller_name or "")
+        line = self.lines.get(port)
+        info = self._calls.get(port)
+        if line is None or line.state is State.IDLE:
+            self._calls.pop(port, None)
+        elif info is not None and info.connected is None and line.state is State.CONNECTED:
+            info.connected = time.time()
+        self._apply_deferred(port)
+        self._publish(port)
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()
@@ -429,6 +617,17 @@ class Gateway:
     def status(self) -> list[tuple[int, str, State]]:
         """(port, extension, call state) of every configured port."""
         return [(p, self.config.ports[p].extension, line.state) for p, line in self.lines.items()]
+
+
+def _port_at(config: Config, index: int) -> PortConfig | None:
+    return config.ports[index] if index < len(config.ports) else None
+
+
+def _account_at(config: Config, index: int) -> AccountConfig | None:
+    """Port `index`'s SIP account under `config` (None: disabled, unconfigured, or no registrar)."""
+    if config.intercom_only:
+        return None
+    return next((a for a in config.to_ua_config().accounts if a.name == str(index)), None)
 
 
 PRIVACY_HIDING_ID = frozenset({"id", "user", "header"})

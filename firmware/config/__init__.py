@@ -12,6 +12,7 @@ from firmware.config.schema import (
     Secret,
     SipConfig,
     SystemConfig,
+    WebConfig,
     load_config,
     parse_config,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "Secret",
     "SipConfig",
     "SystemConfig",
+    "WebConfig",
     "load_config",
     "parse_config",
 ]

@@ -36,6 +36,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 CALLERID_STANDARDS = ("auto", "bell202", "v23", "dtmf")
 TRANSPORTS = ("udp", "tcp", "tls")
 UNKNOWN_SOURCE_ACTIONS = ("403", "drop")
+HTTPS_MODES = ("auto", "on", "off")
 
 DEFAULT_DIAL_PLAN = "(*xx|[2-9]11|[1-9]xx|[2-9]xx[2-9]xxxxxx|1[2-9]xx[2-9]xxxxxx|011x.)"
 """North American: feature codes, N11 services, 3-digit extensions, 10-digit, 1+10-digit, 011 intl."""
@@ -157,6 +158,35 @@ class SipConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The onboard web page and REST API (web/)."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8080"
+    """``host:port``; ``0.0.0.0:443`` (or ``[::]:443``) serves the whole network."""
+    https: str = "auto"
+    """``auto``: HTTPS unless `listen` is a loopback address (a certificate is made on first start)."""
+    cert_file: str = ""
+    """The owner's PEM certificate (chain); empty means the self-signed one in `system.data_dir`."""
+    key_file: str = ""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, port = _split_hostport(self.listen)
+        return host.strip("[]"), port or 8080
+
+    @property
+    def uses_https(self) -> bool:
+        if self.https != "auto":
+            return self.https == "on"
+        host = self.host_port[0]
+        try:
+            return not ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return host != "localhost"
+
+
+@dataclass(frozen=True)
 class PortConfig:
     extension: str
     """SIP user at the PBX, and the number other ports dial in intercom mode."""
@@ -183,6 +213,7 @@ class Config:
     ports: tuple[PortConfig, ...] = ()
     regional: RegionalConfig = field(default_factory=RegionalConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def intercom_only(self) -> bool:
@@ -501,6 +532,26 @@ def _sip(data: object, errors: list[FieldError]) -> SipConfig:
     return cfg
 
 
+def _web(data: object, errors: list[FieldError]) -> WebConfig:
+    t = _Table(data, "web", errors)
+
+    def listen(v: str) -> str | None:
+        if _check_hostport(v) is None and _split_hostport(v)[1] is not None:
+            return None
+        return f"must be host:port (e.g. 127.0.0.1:8080 or 0.0.0.0:443), got {v!r}"
+
+    def pem(v: str) -> str | None:
+        return None if not v or Path(v).is_file() else f"file not found: {v}"
+
+    cfg = WebConfig(enabled=t.flag("enabled", True), listen=t.text("listen", WebConfig.listen, listen),
+                    https=t.choice("https", "auto", HTTPS_MODES),
+                    cert_file=t.text("cert_file", "", pem), key_file=t.text("key_file", "", pem))
+    t.finish()
+    if bool(cfg.cert_file) != bool(cfg.key_file):
+        t.error("key_file" if cfg.cert_file else "cert_file", "cert_file and key_file go together")
+    return cfg
+
+
 def _port(data: object, path: str, country: str, errors: list[FieldError]) -> PortConfig:
     t = _Table(data, path, errors)
     cfg = PortConfig(
@@ -533,7 +584,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     hardware = _hardware(top.data.get("hardware", {}), errors)
     regional = _regional(top.data.get("regional", {}), errors)
     sip = _sip(top.data.get("sip", {}), errors)
-    top.known += ["system", "hardware", "regional", "sip", "ports"]
+    web = _web(top.data.get("web", {}), errors)
+    top.known += ["system", "hardware", "regional", "sip", "web", "ports"]
     raw_ports = top.data.get("ports", [])
     if not isinstance(raw_ports, list):
         top.error("ports", "must be an array of tables ([[ports]] blocks)")
@@ -551,7 +603,7 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         seen.setdefault(p.extension, n)
     if errors:
         raise ConfigError(errors)
-    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware)
+    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware, web=web)
 
 
 def load_config(source: str | Path) -> Config:

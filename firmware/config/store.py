@@ -25,10 +25,11 @@ from firmware.config.schema import (
     Secret,
     SipConfig,
     SystemConfig,
+    WebConfig,
     load_config,
 )
 
-SECTIONS = ("system", "hardware", "regional", "sip")
+SECTIONS = ("system", "hardware", "regional", "sip", "web")
 
 
 def _plain(value: object) -> object:
@@ -39,7 +40,10 @@ def _plain(value: object) -> object:
     return value
 
 
-def _section(obj: SystemConfig | HardwareConfig | RegionalConfig | SipConfig | PortConfig) -> dict[str, Any]:
+_Section = SystemConfig | HardwareConfig | RegionalConfig | SipConfig | WebConfig | PortConfig
+
+
+def _section(obj: _Section) -> dict[str, Any]:
     """The fields of one section, minus the ones TOML cannot say (None means absent)."""
     out = {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
     return {k: v for k, v in out.items() if v is not None}

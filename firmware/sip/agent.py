@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
-from firmware.sip.ua import Addr, Event, ServerKey, UaConfig, UserAgent
+from firmware.sip.ua import AccountConfig, Addr, Event, ServerKey, UaConfig, UserAgent
 from firmware.sip.uri import SipUri, is_ip_literal
 
 __all__ = ["AgentConfig", "SipAgent"]
@@ -225,6 +225,12 @@ class SipAgent:
 
     def registration_state(self, account: str) -> tuple[RegState, str | None]:
         return self.ua.registration_state(account)
+
+    def add_account(self, account: AccountConfig) -> None:
+        self._step(lambda ua, now: ua.add_account(account, now))
+
+    def remove_account(self, name: str, *, unregister: bool = True) -> None:
+        self._step(lambda ua, now: ua.remove_account(name, now, unregister=unregister))
 
     def place_call(self, account: str, target: str, media: Addr) -> str:
         result: list[str] = []

@@ -251,6 +251,8 @@ class _Account:
     aor: SipUri
     registration: reg.Registration
     auth: DigestClient
+    retired: bool = False
+    """Removed by `remove_account`: still finishing its un-REGISTER, silent, matches no request."""
 
 
 @dataclass
@@ -315,28 +317,7 @@ class UserAgent:
         self.transactions = TransactionLayer(rng=self._rng)
         self._accounts: dict[str, _Account] = {}
         for acct in config.accounts:
-            aor = SipUri("sip", acct.user, config.domain)
-            registration = reg.Registration(
-                reg.RegistrationConfig(
-                    aor=aor,
-                    username=acct.auth_user or acct.user,
-                    password=acct.password,
-                    local_host=local_addr[0],
-                    local_port=local_addr[1],
-                    registrar=config.registrar,
-                    secondary=config.secondary_registrar,
-                    outbound_proxy=config.outbound_proxy,
-                    display_name=acct.display_name,
-                    transport=config.transport,
-                    expires=config.expires,
-                    realm=config.realm,
-                    user_agent=config.user_agent,
-                    keepalive_interval=config.keepalive_interval,
-                ),
-                rng=self._rng,
-            )
-            credentials = Credentials(acct.auth_user or acct.user, acct.password, config.realm)
-            self._accounts[acct.name] = _Account(acct, aor, registration, DigestClient(credentials))
+            self._accounts[acct.name] = self._new_account(acct)
         self.policy = RequestPolicy(self._trusted_ips(), [a.user for a in config.accounts], config.policy)
         self._calls: dict[str, _Call] = {}
         self._pending: dict[ClientTransaction, _Pending] = {}
@@ -346,6 +327,31 @@ class UserAgent:
         self._out: list[tuple[bytes, Addr, Kind]] = []
         self._events: deque[Event] = deque()
         self._stopping = False
+
+    def _new_account(self, acct: AccountConfig) -> _Account:
+        config, local_addr = self.config, self.local_addr
+        aor = SipUri("sip", acct.user, config.domain)
+        registration = reg.Registration(
+            reg.RegistrationConfig(
+                aor=aor,
+                username=acct.auth_user or acct.user,
+                password=acct.password,
+                local_host=local_addr[0],
+                local_port=local_addr[1],
+                registrar=config.registrar,
+                secondary=config.secondary_registrar,
+                outbound_proxy=config.outbound_proxy,
+                display_name=acct.display_name,
+                transport=config.transport,
+                expires=config.expires,
+                realm=config.realm,
+                user_agent=config.user_agent,
+                keepalive_interval=config.keepalive_interval,
+            ),
+            rng=self._rng,
+        )
+        credentials = Credentials(acct.auth_user or acct.user, acct.password, config.realm)
+        return _Account(acct, aor, registration, DigestClient(credentials))
 
     # -- aioquic-style interface --------------------------------------------------------------------
 
@@ -433,6 +439,34 @@ class UserAgent:
         unregistering = any(a.registration.state is RegState.UNREGISTERING for a in self._accounts.values())
         busy = any(tx.state in (State.CALLING, State.TRYING, State.PROCEEDING) for tx in self._pending)
         return not unregistering and not busy
+
+    def add_account(self, acct: AccountConfig, now: float) -> None:
+        """Start registering a new account (an edited port's new identity), at run time."""
+        if acct.name in self._accounts:
+            raise CallError(f"account {acct.name!r} exists: remove it first")
+        account = self._new_account(acct)
+        self._accounts[acct.name] = account
+        self._refresh_users()
+        if not self._stopping:
+            account.registration.start(now)
+        self._pump(now)
+
+    def remove_account(self, name: str, now: float, *, unregister: bool = True) -> None:
+        """Forget an account. With `unregister` its binding is removed (RFC 3261 §10.2.2, Expires 0)
+        in the background; without (the same AOR is about to register again with new credentials,
+        whose REGISTER refreshes the same Contact) it is dropped at once, so no un-REGISTER can
+        remove the new binding. Its calls keep running to their end; it gets no new ones."""
+        account = self._account(name)
+        del self._accounts[name]
+        self._refresh_users()
+        if unregister and account.registration.state is not RegState.UNREGISTERED:
+            account.retired = True
+            self._accounts[f"{name}~{id(account):x}"] = account  # kept until its un-REGISTER ends
+            account.registration.stop(now)
+        self._pump(now)
+
+    def _refresh_users(self) -> None:
+        self.policy.users = frozenset(a.config.user for a in self._accounts.values() if not a.retired)
 
     def registration_state(self, account: str) -> tuple[RegState, str | None]:
         registration = self._account(account).registration
@@ -810,12 +844,15 @@ class UserAgent:
                         except _Unroutable:
                             continue
                         self._out.append((rev.data, addr, self.config.transport))
-                    else:
+                    elif not account.retired:
                         self._events.append(RegistrationChanged(account.config.name, rev.state, rev.error))
             for call in list(self._calls.values()):
                 while call.dialog is not None and (dev := call.dialog.next_event()) is not None:
                     progress = True
                     self._on_dialog_event(call, dev, now)
+        for key, account in list(self._accounts.items()):
+            if account.retired and account.registration.state in (RegState.UNREGISTERED, RegState.FAILED):
+                del self._accounts[key]
 
     def _on_dialog_event(
         self, call: _Call, event: RefreshDue | RetryDue | SessionExpired, now: float
@@ -1102,7 +1139,7 @@ class UserAgent:
 
     def _account_for(self, request: Request) -> _Account | None:
         user = request.uri.user if isinstance(request.uri, SipUri) else None
-        return next((a for a in self._accounts.values() if a.config.user == user), None)
+        return next((a for a in self._accounts.values() if a.config.user == user and not a.retired), None)
 
     def _incoming_invite(self, tx: ServerTransaction, request: Request, now: float) -> None:
         account = self._account_for(request)

@@ -195,6 +195,31 @@ def test_stop_unregisters() -> None:
     assert ua.registration_state("1") == (RegState.UNREGISTERED, None)
 
 
+def test_accounts_added_and_removed_at_run_time() -> None:
+    """An edited port: a new user unregisters the old binding silently and registers the new one;
+    the same user with a new password re-registers without any un-REGISTER (it would remove the
+    binding the new REGISTER refreshes: both carry the same Contact)."""
+    ua = make_ua()
+    register_all(ua)
+    ua.remove_account("1", 1.0)
+    ua.add_account(AccountConfig("1", "carol", "carol-pw"), 1.0)
+    regs = requests(ua, "REGISTER", 1.0)
+    assert sorted((r.from_.uri.user, r.expires) for r in regs) == [  # type: ignore[union-attr]
+        ("alice", 0), ("carol", 600)]
+    for reg in regs:
+        ua.receive(answer(reg, 200, "OK", extra="Expires: 600"), PROXY, "udp", 1.1)
+    assert [(e.account, e.state) for e in events(ua) if isinstance(e, RegistrationChanged)] == [
+        ("1", RegState.REGISTERING), ("1", RegState.REGISTERED)]  # nothing from the retired alice
+    assert ua.idle and ua.registration_state("1") == (RegState.REGISTERED, None)
+    assert ua.policy.users == {"bob", "carol"}
+    ua.remove_account("2", 2.0, unregister=False)
+    ua.add_account(AccountConfig("2", "bob", "new-pw"), 2.0)
+    (reg,) = requests(ua, "REGISTER", 2.0)
+    assert reg.expires == 600 and reg.from_.uri.user == "bob"  # type: ignore[union-attr]
+    with pytest.raises(CallError):
+        ua.add_account(AccountConfig("2", "dave", "x"), 2.0)
+
+
 # -- outgoing calls ------------------------------------------------------------------------------
 
 

@@ -1,0 +1,151 @@
+"""`Gateway.apply_config`: only changed ports are re-created and re-register; a port in a call keeps
+it and takes its new settings after hang-up; the status snapshot and subscribers follow along."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.app import Gateway
+from firmware.config import Config, Secret, load_config
+from firmware.line.port import State
+from hal.sim import SimBoard
+from tests.firmware.test_app import until
+from tests.sip_e2e import blocking, run
+from tests.sip_peers.fixtures import KamailioFactory
+
+pytest_plugins = ["tests.sip_peers.fixtures"]
+
+INTERCOM = """
+[system]
+data_dir = "{data}"
+[hardware]
+ports = 3
+[[ports]]
+extension = "101"
+[[ports]]
+extension = "102"
+[[ports]]
+extension = "103"
+"""
+
+
+def with_port(cfg: Config, index: int, **changes: Any) -> Config:
+    ports = list(cfg.ports)
+    ports[index] = dataclasses.replace(ports[index], **changes)
+    return dataclasses.replace(cfg, ports=tuple(ports))
+
+
+async def local_call(gateway: Gateway, board: SimBoard, number: str = "102") -> None:
+    """Port 1 calls port 2 (`number`), port 2 answers."""
+    one, two = board.phones[0], board.phones[1]
+    one.lift(board.now())
+    await asyncio.sleep(0.3)
+    one.dial_dtmf(number, board.now())
+    await until(lambda: two.ringing, 5, "port 2 rings")
+    two.lift(board.now())
+    await until(lambda: gateway.lines[0].state is State.CONNECTED, 5, "call connected")
+
+
+def test_changed_idle_port_is_recreated_and_a_busy_one_waits_for_hang_up(tmp_path: Path) -> None:
+    cfg = load_config(INTERCOM.format(data=tmp_path))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        seen: list[dict[str, Any]] = []
+        unsubscribe = gateway.subscribe(seen.append)
+        await gateway.start()
+        try:
+            await local_call(gateway, board)
+            assert gateway.port_status(0)["peer"] == "102" and gateway.port_status(0)["call"] == "connected"
+            lines = dict(gateway.lines)
+            new = with_port(with_port(cfg, 0, hotline="103"), 2, extension="104", hotline="101")
+            applied = await gateway.apply_config(new)
+            assert (applied.reconfigured, applied.deferred) == ((2,), (0,))
+            assert not applied.sip_restarted and applied.restart_required == ()
+            assert gateway.lines[0] is lines[0] and gateway.lines[1] is lines[1]  # the call goes on
+            assert gateway.lines[2] is not lines[2] and gateway.lines[2].hotline == "101"
+            assert gateway.extensions == {"101": 0, "102": 1, "104": 2}
+            assert gateway.port_status(0)["pending_config"]
+            assert gateway.lines[0].state is State.CONNECTED
+            board.phones[0].hang_up(board.now())
+            board.phones[1].hang_up(board.now())
+            await until(lambda: gateway.lines[0].hotline == "103", 5, "port 1 reconfigured after hang-up")
+            assert not gateway.port_status(0)["pending_config"]
+            assert any(s["port"] == 1 and s["call"] == "connected" and s["peer"] == "102" for s in seen)
+            assert any(s["port"] == 1 and s["hook"] == "on" and s["call"] == "idle" for s in seen)
+            unsubscribe()
+            count = len(seen)
+            board.phones[2].lift(board.now())
+            await until(lambda: board.phones[0].ringing, 5, "port 3's new hotline rings port 1")
+            assert len(seen) == count
+            applied = await gateway.apply_config(dataclasses.replace(
+                new, hardware=dataclasses.replace(new.hardware, ports=4)))
+            assert applied.restart_required == ("hardware",)
+        finally:
+            await gateway.stop()
+
+    run(scenario, timeout=60)
+
+
+PBX = """
+[system]
+data_dir = "{data}"
+[hardware]
+ports = 3
+[sip]
+registrar = "127.0.0.1:{port}"
+local_port = 0
+[[ports]]
+extension = "201"
+password = "pw-201"
+[[ports]]
+extension = "202"
+password = "pw-202"
+[[ports]]
+extension = "203"
+password = "pw-203"
+"""
+
+
+@pytest.mark.peers
+def test_only_the_changed_port_re_registers_while_another_talks(tmp_path: Path,
+                                                                kamailio_factory: KamailioFactory) -> None:
+    """Ports 1 and 2 talk (intercom); port 3 changes from 203 to 204 at Kamailio: 203's binding is
+    removed, 204 registers, and the call and the other registrations are untouched."""
+    kamailio = kamailio_factory(users={"201": "pw-201", "202": "pw-202", "203": "pw-203", "204": "pw-204"})
+    assert kamailio.ports is not None
+    cfg = load_config(PBX.format(data=tmp_path, port=kamailio.ports.udp))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        await gateway.start()
+        try:
+            await until(lambda: all(gateway.port_status(p)["registered"] for p in range(3)), 10,
+                        "three ports registered")
+            agent = gateway.agent
+            await local_call(gateway, board, "202")
+            renamed = with_port(cfg, 2, extension="204", password=Secret("pw-204"))
+            applied = await gateway.apply_config(renamed)
+            assert applied.reconfigured == (2,) and gateway.agent is agent
+            await until(lambda: gateway.port_status(2)["registered"], 10, "204 registered")
+            assert await blocking(kamailio.is_registered, "204")
+            assert not await blocking(kamailio.is_registered, "203")
+            assert gateway.port_status(0)["registered"] and gateway.port_status(1)["registered"]
+            assert gateway.lines[0].state is State.CONNECTED
+            bad = with_port(gateway.config, 2, password=Secret("wrong"))
+            await gateway.apply_config(bad)
+            await until(lambda: gateway.port_status(2)["registration"] == "failed", 10, "wrong password")
+            assert "password" in (gateway.port_status(2)["registration_error"] or "")
+        finally:
+            await gateway.stop()
+
+    run(scenario, timeout=90)
