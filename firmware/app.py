@@ -18,11 +18,11 @@ import logging
 import re
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.tones import Tone, country, ring_cadence, tone
@@ -70,6 +70,9 @@ from hal.backends import open_board
 from hal.board import Board
 from hal.events import HookEvent
 from hal.line import AlertMode
+
+if TYPE_CHECKING:
+    from web.logring import LogRing
 
 _log = logging.getLogger("hookflash")
 
@@ -740,17 +743,64 @@ def _loopback(remote: Address) -> Negotiated:
                       direction="sendrecv", srtp=None)
 
 
-async def serve(config: Config, *, ready: Callable[[Gateway], None] | None = None,
-                console: bool = False) -> None:
-    """Run the gateway until SIGINT/SIGTERM; `ready` is called once it runs."""
+async def serve(config: Config, *, config_path: Path | None = None,
+                ready: Callable[[Gateway], None] | None = None, console: bool = False) -> None:
+    """Run the gateway until SIGINT/SIGTERM; `ready` is called each time it runs. With `config_path`
+    and `[web] enabled`, the web page serves it too (it saves to that file); a restart asked from the
+    web page stops everything and starts again from the file."""
+    from firmware.config import ConfigError, load_config
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    restart = False
+
+    def request_restart() -> None:
+        nonlocal restart
+        restart = True
+        loop.call_later(0.3, stop.set)  # let the page that asked get its answer first
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    logs = None
+    if config_path is not None and config.web.enabled:
+        from web.logring import LogRing
+
+        logs = LogRing()
+        logging.getLogger().addHandler(logs)
+    try:
+        while True:
+            await _serve_once(config, config_path, logs, stop, request_restart, ready, console)
+            if not restart:
+                return
+            assert config_path is not None
+            restart = False
+            stop.clear()
+            try:
+                config = load_config(config_path)
+            except ConfigError as exc:  # edited by hand since: keep running what we had
+                _log.error("restart: %s is invalid, keeping the running configuration: %s", config_path, exc)
+            _log.info("restarting")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if logs is not None:
+            logging.getLogger().removeHandler(logs)
+
+
+async def _serve_once(config: Config, config_path: Path | None, logs: LogRing | None, stop: asyncio.Event,
+                      restart: Callable[[], None], ready: Callable[[Gateway], None] | None,
+                      console: bool) -> None:
+    from firmware.config import ConfigStore
+
     gateway = Gateway(config)
     reader = None
+    stop_web: Callable[[], Awaitable[None]] | None = None
     try:
         await gateway.start()
+        if logs is not None and config_path is not None:
+            from web.server import start_web
+
+            stop_web = await start_web(gateway, ConfigStore(config_path), logs, restart)
         if console:
             from firmware.console import Console
 
@@ -760,8 +810,8 @@ async def serve(config: Config, *, ready: Callable[[Gateway], None] | None = Non
             ready(gateway)
         await stop.wait()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
         if reader is not None:
             reader.detach()
+        if stop_web is not None:
+            await stop_web()
         await gateway.stop()

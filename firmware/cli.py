@@ -122,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     from hal.board import HardwareError
 
     try:
-        asyncio.run(serve(cfg, ready=ready, console=console))
+        asyncio.run(serve(cfg, config_path=args.config, ready=ready, console=console))
     except (HardwareError, OSError) as exc:
         raise UsageError(str(exc)) from exc
     return 0

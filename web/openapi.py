@@ -1,0 +1,137 @@
+"""The OpenAPI 3.1 document of /api/v1, generated from the config schema's dataclasses (web.fields),
+so the documented fields are exactly the ones the validator accepts."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from web.fields import MASK, SECTIONS, Field, section_fields
+from web.sysinfo import version
+
+_TYPES: dict[str, dict[str, Any]] = {"text": {"type": "string"}, "flag": {"type": "boolean"}, "integer": {"type": "integer"},
+          "optional_int": {"type": "integer"}, "list": {"type": "array", "items": {"type": "string"}},
+          "intlist": {"type": "array", "items": {"type": "integer"}},
+          "pins": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
+                                              "minItems": 3, "maxItems": 3}}}
+
+
+def _property(f: Field) -> dict[str, Any]:
+    if f.kind == "secret":
+        return {"type": "string", "writeOnly": True,
+                "description": f"Write-only: reads show {MASK!r} when set, '' when not; sending {MASK!r} "
+                               "keeps the current value."}
+    prop: dict[str, Any] = dict(_TYPES[f.kind])
+    if f.doc:
+        prop["description"] = f.doc
+    if f.choices:
+        prop["enum"] = list(f.choices)
+    if f.default is not None:
+        prop["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+    return prop
+
+
+def _schema(section: str) -> dict[str, Any]:
+    fields = section_fields(section)
+    out: dict[str, Any] = {"type": "object", "additionalProperties": False,
+                           "properties": {f.name: _property(f) for f in fields}}
+    required = [f.name for f in fields if f.default is None and f.kind != "optional_int"]
+    if required:
+        out["required"] = required
+    return out
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {f"{name.capitalize()}Config": _schema(name) for name in SECTIONS}
+    schemas["PortConfig"] = _schema("ports")
+    schemas["Errors"] = {"type": "object", "properties": {"errors": {"type": "array", "items": {
+        "type": "object", "properties": {"field": {"type": "string", "examples": ["ports[0].extension"]},
+                                         "message": {"type": "string"}}}}}}
+    schemas["Applied"] = {"type": "object", "properties": {
+        "reconfigured_ports": {"type": "array", "items": {"type": "integer"}},
+        "deferred_ports": {"type": "array", "items": {"type": "integer"},
+                           "description": "Ports in a call: they take the new settings when it ends."},
+        "sip_restarted": {"type": "boolean"}, "restart_required": {"type": "array", "items": {"type": "string"}}}}
+    schemas["PortStatus"] = {"type": "object", "properties": {
+        "port": {"type": "integer", "description": "1-based"}, "extension": {"type": ["string", "null"]},
+        "display_name": {"type": "string"}, "enabled": {"type": "boolean"}, "registered": {"type": "boolean"},
+        "registration": {"type": "string", "enum": ["intercom", "unregistered", "registering", "registered",
+                                                    "failed", "unregistering"]},
+        "registration_error": {"type": ["string", "null"]}, "hook": {"type": "string", "enum": ["on", "off"]},
+        "call": {"type": "string", "description": "the line state (idle, dialtone, collecting, calling, "
+                                                  "ringing, connected, disconnect, tone, howler, lockout) "
+                                                  "or 'disabled'"},
+        "peer": {"type": ["string", "null"]}, "connected_since": {"type": ["number", "null"]},
+        "message_waiting": {"type": "boolean"}, "pending_config": {"type": "boolean"}}}
+    bad = {"401": {"description": "No or bad credentials"}, "403": {"description": "Session without CSRF token"}}
+    invalid = {"422": _json(_ref("Errors"), "Invalid: every problem, per field")}
+    paths: dict[str, Any] = {
+        "/api/v1/status": {"get": {"summary": "Every port's status and the system's", "responses": {
+            "200": _json({"type": "object", "properties": {"ports": {"type": "array", "items": _ref("PortStatus")},
+                                                           "system": {"type": "object"}}}), **bad}}},
+        "/api/v1/events": {"get": {"summary": "WebSocket: a snapshot of every port, then each change",
+                                   "responses": {"101": {"description": "Switching protocols"}, **bad}}},
+        "/api/v1/config": {"get": {"summary": "The whole configuration (secrets masked)",
+                                   "responses": {"200": _json({"type": "object"}), **bad}}},
+        "/api/v1/config/ports/{n}": {
+            "parameters": [{"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}],
+            "get": {"summary": "One port's settings", "responses": {"200": _json(_ref("PortConfig")), **bad}},
+            "put": {"summary": "Change the given settings of a port (a port after the last one is added); "
+                               "applied live", "requestBody": {"content": {"application/json": {
+                                   "schema": _ref("PortConfig")}}},
+                    "responses": {"200": _json({"type": "object", "properties": {
+                        "config": _ref("PortConfig"), "applied": _ref("Applied")}}), **invalid, **bad}}},
+        "/api/v1/history": {"get": {"summary": "Call history, newest first", "parameters": [
+            {"name": "search", "in": "query", "schema": {"type": "string"}},
+            {"name": "port", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "direction", "in": "query", "schema": {"type": "string", "enum": ["in", "out", "local"]}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
+            "responses": {"200": _json({"type": "object"}), **bad}}},
+        "/api/v1/history.csv": {"get": {"summary": "Call history as CSV (same filters)", "responses": {
+            "200": {"description": "CSV", "content": {"text/csv": {}}}, **bad}}},
+        "/api/v1/tokens": {"get": {"summary": "API tokens (never their values)", "responses": {
+            "200": _json({"type": "object"}), **bad}},
+            "post": {"summary": "Create a token; its value is in this response only", "requestBody": {
+                "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "name": {"type": "string"}}, "required": ["name"]}}}},
+                "responses": {"201": _json({"type": "object"}), **invalid, **bad}}},
+        "/api/v1/tokens/{id}": {"delete": {"summary": "Revoke a token", "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {"204": {"description": "Revoked"}, **bad}}},
+        "/api/v1/backup": {"get": {"summary": "The configuration file (TOML, with secrets)", "responses": {
+            "200": {"description": "TOML", "content": {"application/toml": {}}}, **bad}},
+            "put": {"summary": "Restore a configuration file (validated first; applied live)",
+                    "requestBody": {"content": {"application/toml": {}}},
+                    "responses": {"200": _json({"type": "object"}), **invalid, **bad}}},
+        "/api/v1/restart": {"post": {"summary": "Restart the gateway (re-reads the config file)",
+                                     "responses": {"202": _json({"type": "object"}), **bad}}},
+    }
+    for name in SECTIONS:
+        schema = _ref(f"{name.capitalize()}Config")
+        paths[f"/api/v1/config/{name}"] = {
+            "get": {"summary": f"The [{name}] settings", "responses": {"200": _json(schema), **bad}},
+            "put": {"summary": f"Change the given [{name}] settings; applied live", "requestBody": {
+                "content": {"application/json": {"schema": schema}}},
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "config": schema, "applied": _ref("Applied")}}), **invalid, **bad}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Hookflash", "version": version(),
+                 "description": "Analog telephone adapter: status, configuration, call history. Ports count "
+                                "from 1. Authenticate with 'Authorization: Bearer <token>' (System page)."},
+        "servers": [{"url": "/"}],
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "hookflash_session"}}},
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": paths,
+    }

@@ -1,0 +1,521 @@
+"""The pages: first-run setup, login, Status, Ports, SIP server, Regional, Call history, System.
+
+GET renders the form from the running config; POST validates through the config schema, shows each
+problem beside its field (and keeps what was typed), or saves and applies live and says what
+happened to which port.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+import tomllib
+from typing import Any
+
+from aiohttp import web
+
+from firmware.app import Applied
+from firmware.config import ConfigError, FieldError, parse_config
+from firmware.config.store import dumps, to_dict
+from web import history
+from web.auth import PasswordError
+from web.configedit import copy_port, errors_by_field, from_form, import_ports_csv, ports_csv
+from web.fields import section_fields
+from web.html import csrf_field, errors_block, esc, fields_html, page, table
+from web.server import (
+    SESSION_COOKIE,
+    pre_token,
+    pre_token_ok,
+    set_session_cookie,
+    state,
+)
+from web.sysinfo import system_info
+
+routes = web.RouteTableDef()
+
+
+def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(text=text, content_type="text/html", status=status, headers=headers)
+
+
+def _csrf(request: web.Request) -> str:
+    return str(request["session"].csrf)
+
+
+async def _form(request: web.Request) -> dict[str, str]:
+    data = await request.post()
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+def applied_text(applied: Applied) -> str:
+    """What a save did, in words an owner understands."""
+    parts = ["Saved."]
+    if applied.sip_restarted:
+        parts.append("The SIP settings changed: every port re-registers (calls through the PBX ended).")
+    if applied.reconfigured:
+        parts.append(f"Applied now to port {', '.join(str(p + 1) for p in applied.reconfigured)}.")
+    if applied.deferred:
+        parts.append(f"Port {', '.join(str(p + 1) for p in applied.deferred)} is in a call and takes the new "
+                     "settings when it hangs up.")
+    if applied.restart_required:
+        parts.append(f"Restart the gateway (System page) to apply: {', '.join(applied.restart_required)}.")
+    return " ".join(parts)
+
+
+# -- first run, login, logout ----------------------------------------------------------------------
+
+def _password_page(request: web.Request, *, setup: bool, error: str = "", status: int = 200) -> web.Response:
+    headers: dict[str, str] = {}
+    token = pre_token(request, headers)
+    if setup:
+        title, action = "Welcome: set the admin password", "/setup"
+        intro = ("<p>This password protects the web page and the API. There is no default password: "
+                 "choose one of at least 8 characters.</p>")
+        inputs = ('<div class="field"><label for="password">New password</label><input type="password" '
+                  'id="password" name="password" autocomplete="new-password" required minlength="8"></div>'
+                  '<div class="field"><label for="confirm">Repeat it</label><input type="password" id="confirm" '
+                  'name="confirm" autocomplete="new-password" required></div>')
+    else:
+        title, action, intro = "Log in", "/login", ""
+        inputs = ('<div class="field"><label for="password">Admin password</label><input type="password" '
+                  'id="password" name="password" autocomplete="current-password" required autofocus></div>')
+    err = f'<p class="field-error" role="alert">{esc(error)}</p>' if error else ""
+    body = (f'{intro}<form method="post" action="{action}" class="narrow">{csrf_field(token)}{inputs}{err}'
+            f'<button type="submit">{"Set password" if setup else "Log in"}</button></form>')
+    return _html(page(title, body, csrf=None), status=status, headers=headers)
+
+
+async def _login_response(request: web.Request) -> web.StreamResponse:
+    session = state(request).auth.new_session()
+    response = web.HTTPSeeOther("/")
+    set_session_cookie(response, request, session.token)
+    return response
+
+
+@routes.get("/setup")
+async def setup_form(request: web.Request) -> web.StreamResponse:
+    if state(request).auth.has_password:
+        raise web.HTTPSeeOther("/login")
+    return _password_page(request, setup=True)
+
+
+@routes.post("/setup")
+async def setup(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    if st.auth.has_password:
+        raise web.HTTPSeeOther("/login")
+    form = await _form(request)
+    if not pre_token_ok(request, form.get("csrf", "")):
+        raise web.HTTPForbidden(text="Refused: the form did not come from this page (CSRF token). Reload it.")
+    password = form.get("password", "")
+    if password != form.get("confirm"):
+        return _password_page(request, setup=True, error="The two passwords differ.", status=422)
+    try:
+        async with st.hashing:
+            await _in_thread(st.auth.set_password, password)
+    except PasswordError as exc:
+        return _password_page(request, setup=True, error=f"The password {exc}.", status=422)
+    return await _login_response(request)
+
+
+@routes.get("/login")
+async def login_form(request: web.Request) -> web.StreamResponse:
+    return _password_page(request, setup=False)
+
+
+@routes.post("/login")
+async def login(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    form = await _form(request)
+    if not pre_token_ok(request, form.get("csrf", "")):
+        raise web.HTTPForbidden(text="Refused: the form did not come from this page (CSRF token). Reload it.")
+    client = request.remote or "unknown"
+    wait = st.limiter.retry_after(client, time.monotonic())
+    if wait > 0:
+        response = _password_page(request, setup=False, status=429,
+                                  error=f"Too many wrong passwords: try again in {wait:.0f} s.")
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
+    async with st.hashing:
+        ok = await _in_thread(st.auth.check_password, form.get("password", ""))
+    if not ok:
+        st.limiter.failed(client, time.monotonic())
+        return _password_page(request, setup=False, error="Wrong password.", status=401)
+    return await _login_response(request)
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.StreamResponse:
+    state(request).auth.end_session(request["session"].token)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def _in_thread(fn: Any, *args: Any) -> Any:
+    import asyncio
+
+    return await asyncio.to_thread(fn, *args)
+
+
+# -- Status ------------------------------------------------------------------------------------------
+
+def _duration(since: float | None) -> str:
+    if since is None:
+        return ""
+    seconds = int(time.time() - since)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def status_row(p: dict[str, Any]) -> list[str]:
+    reg = esc(p["registration"])
+    if p["registration_error"]:
+        reg += f'<br><small class="field-error">{esc(p["registration_error"])}</small>'
+    return [str(p["port"]), esc(p["extension"] or "—"), f'<span class="pill {esc(p["registration"])}">{reg}</span>',
+            esc(p["hook"] + "-hook"), f'<span class="pill {esc(p["call"])}">{esc(p["call"])}</span>',
+            esc(p["peer"] or ""), f'<span class="duration" data-since="{esc(p["connected_since"] or "")}">'
+            f'{_duration(p["connected_since"])}</span>']
+
+
+@routes.get("/")
+async def status_page(request: web.Request) -> web.StreamResponse:
+    gw = state(request).gateway
+    snap = gw.snapshot()
+    rows = [status_row(p) for p in snap["ports"]]
+    info = system_info(gw.started)
+    temp = f"{info['temperature_c']:.1f} °C" if info["temperature_c"] is not None else "not available"
+    system = (f'<dl class="facts" id="system"><dt>Version</dt><dd data-key="version">{esc(info["version"])}</dd>'
+              f'<dt>Uptime</dt><dd data-key="uptime">{esc(_uptime(info["uptime_s"]))}</dd>'
+              f'<dt>CPU load (1/5/15 min)</dt><dd data-key="load">{esc(" / ".join(map(str, info["load"])))}'
+              f' on {info["cpus"]} cores</dd><dt>Temperature</dt><dd data-key="temperature">{esc(temp)}</dd>'
+              f'<dt>Backend</dt><dd>{esc(snap["backend"])}</dd><dt>PBX</dt><dd>{esc(snap["sip"])}</dd></dl>')
+    ports = table(["Port", "Extension", "Registration", "Hook", "Call", "Peer", "Duration"], rows,
+                  attrs=' id="ports" class="live"')
+    body = (f'<section><h2>Ports <small id="live" class="muted">connecting…</small></h2>{ports}</section>'
+            f'<section><h2>System</h2>{system}</section>')
+    return _html(page("Status", body, csrf=_csrf(request), active="/", scripts=["app.js", "status.js"]))
+
+
+def _uptime(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(seconds)))
+
+
+# -- config sections -----------------------------------------------------------------------------
+
+SECTION_PAGES = {"sip": ("/sip", "SIP server", "How the ports reach the PBX: registrar, proxy, transport, "
+                          "security. Leave the registrar empty to use the ports as an intercom only."),
+                 "regional": ("/regional", "Regional", "The country sets the tones, ring cadence and frequency "
+                              "and the caller-ID standard.")}
+
+
+def _section_page(request: web.Request, section: str, values: dict[str, Any], errors: dict[str, str],
+                  other: list[str], flash: str = "", status: int = 200) -> web.Response:
+    path, title, intro = SECTION_PAGES[section]
+    body = (f'<p class="intro">{esc(intro)}</p>{errors_block(other if other or not errors else ["see the marked fields"])}'
+            f'<form method="post" action="{path}" novalidate>{csrf_field(_csrf(request))}'
+            f'{fields_html(section_fields(section), values, errors)}<button type="submit">Save and apply</button></form>')
+    return _html(page(title, body, csrf=_csrf(request), active=path, flash=flash), status=status)
+
+
+async def _save_section(request: web.Request, section: str) -> web.Response:
+    st = state(request)
+    doc = st.editor.document()
+    values = from_form(section, await _form(request), doc[section])
+    try:
+        _config, applied = await st.editor.commit({**doc, section: values})
+    except ConfigError as exc:
+        errors, other = errors_by_field(exc.errors, section)
+        return _section_page(request, section, values, errors, other, status=422)
+    return _section_page(request, section, st.editor.document()[section], {}, [], flash=applied_text(applied))
+
+
+@routes.get("/sip")
+async def sip_page(request: web.Request) -> web.StreamResponse:
+    return _section_page(request, "sip", state(request).editor.document()["sip"], {}, [])
+
+
+@routes.post("/sip")
+async def sip_save(request: web.Request) -> web.StreamResponse:
+    return await _save_section(request, "sip")
+
+
+@routes.get("/regional")
+async def regional_page(request: web.Request) -> web.StreamResponse:
+    return _section_page(request, "regional", state(request).editor.document()["regional"], {}, [])
+
+
+@routes.post("/regional")
+async def regional_save(request: web.Request) -> web.StreamResponse:
+    return await _save_section(request, "regional")
+
+
+# -- ports --------------------------------------------------------------------------------------------
+
+@routes.get("/ports")
+async def ports_page(request: web.Request) -> web.StreamResponse:
+    return _ports_page(request)
+
+
+def _ports_page(request: web.Request, flash: str = "", errors: list[str] | None = None,
+                status: int = 200) -> web.Response:
+    st = state(request)
+    doc = st.editor.document()
+    count = st.gateway.board.ports
+    rows = []
+    for n in range(count):
+        if n < len(doc["ports"]):
+            p = doc["ports"][n]
+            rows.append([str(n + 1), esc(p["extension"]), esc(p["display_name"]), esc(p["auth_user"]),
+                         "yes" if p["enabled"] else "no", f'<a href="/ports/{n + 1}">Edit</a>'])
+        elif n == len(doc["ports"]):
+            rows.append([str(n + 1), "—", "", "", "not configured", f'<a href="/ports/{n + 1}">Set up</a>'])
+    csrf = _csrf(request)
+    options = "".join(f'<option value="{n + 1}">Port {n + 1}</option>' for n in range(len(doc["ports"])))
+    targets = "".join(f'<label class="inline"><input type="checkbox" name="to" value="{n + 1}"> {n + 1}</label>'
+                      for n in range(len(doc["ports"])))
+    body = (f'{errors_block(errors or [])}{table(["Port", "Extension", "Name", "Auth user", "Enabled", ""], rows)}'
+            f'<section><h2>Copy settings</h2><p class="help">Copies dial plan, caller ID, ring cadence, hotline '
+            f'and features; each port keeps its extension, user, password and name.</p>'
+            f'<form method="post" action="/ports/copy" class="row">{csrf_field(csrf)}<label>From '
+            f'<select name="from">{options}</select></label><span>to</span>{targets}'
+            f'<button type="submit">Copy</button></form></section>'
+            f'<section><h2>Import and export</h2><p><a href="/ports.csv" download>Export ports as CSV</a> '
+            f'(passwords are not exported; an empty password in an import keeps the port\'s).</p>'
+            f'<form method="post" action="/ports/import" enctype="multipart/form-data" class="row">'
+            f'{csrf_field(csrf)}<input type="file" name="file" accept=".csv,text/csv" required>'
+            f'<button type="submit">Import CSV</button></form></section>')
+    return _html(page("Ports", body, csrf=csrf, active="/ports", flash=flash), status=status)
+
+
+def _port_index(request: web.Request, allow_new: bool) -> int:
+    st = state(request)
+    try:
+        index = int(request.match_info["n"]) - 1
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    limit = min(st.gateway.board.ports, len(st.gateway.config.ports) + (1 if allow_new else 0))
+    if not 0 <= index < limit:
+        raise web.HTTPNotFound(text=f"no port {index + 1} to edit")
+    return index
+
+
+def _port_page(request: web.Request, index: int, values: dict[str, Any], errors: dict[str, str],
+               other: list[str], flash: str = "", status: int = 200) -> web.Response:
+    top = errors_block(other if other or not errors else ["see the marked fields"])
+    body = (f'<p class="intro">What this phone is at the PBX, and how its line behaves. Settings left empty '
+            f'use the <a href="/regional">regional</a> defaults.</p>{top}'
+            f'<form method="post" action="/ports/{index + 1}" novalidate>{csrf_field(_csrf(request))}'
+            f'{fields_html(section_fields("ports"), values, errors)}<button type="submit">Save and apply</button>'
+            f'</form><p><a href="/ports">All ports</a></p>')
+    return _html(page(f"Port {index + 1}", body, csrf=_csrf(request), active="/ports", flash=flash), status=status)
+
+
+@routes.get("/ports/{n:[0-9]+}")
+async def port_page(request: web.Request) -> web.StreamResponse:
+    index = _port_index(request, allow_new=True)
+    ports = state(request).editor.document()["ports"]
+    return _port_page(request, index, ports[index] if index < len(ports) else {}, {}, [])
+
+
+@routes.post("/ports/{n:[0-9]+}")
+async def port_save(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    index = _port_index(request, allow_new=True)
+    doc = st.editor.document()
+    ports = list(doc["ports"])
+    values = from_form("ports", await _form(request), ports[index] if index < len(ports) else {})
+    if index < len(ports):
+        ports[index] = values
+    else:
+        ports.append(values)
+    try:
+        _config, applied = await st.editor.commit({**doc, "ports": ports})
+    except ConfigError as exc:
+        errors, other = errors_by_field(exc.errors, f"ports[{index}]")
+        return _port_page(request, index, values, errors, other, status=422)
+    return _port_page(request, index, st.editor.document()["ports"][index], {}, [], flash=applied_text(applied))
+
+
+@routes.post("/ports/copy")
+async def ports_copy(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    data = await request.post()
+    doc = st.editor.document()
+    try:
+        source = int(str(data.get("from", ""))) - 1
+        targets = [int(str(v)) - 1 for v in data.getall("to", [])]
+    except ValueError:
+        return _ports_page(request, errors=["choose a port to copy from and ports to copy to"], status=422)
+    if not 0 <= source < len(doc["ports"]) or not targets:
+        return _ports_page(request, errors=["choose a port to copy from and ports to copy to"], status=422)
+    try:
+        _config, applied = await st.editor.commit(copy_port(doc, source, targets))
+    except ConfigError as exc:
+        return _ports_page(request, errors=[str(e) for e in exc.errors], status=422)
+    return _ports_page(request, flash=applied_text(applied))
+
+
+@routes.get("/ports.csv")
+async def ports_export(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=ports_csv(state(request).editor.document()), content_type="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="hookflash-ports.csv"'})
+
+
+@routes.post("/ports/import")
+async def ports_import(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    upload = (await request.post()).get("file")
+    if not isinstance(upload, web.FileField):
+        return _ports_page(request, errors=["choose a CSV file"], status=422)
+    try:
+        text = upload.file.read().decode("utf-8-sig")
+        _config, applied = await st.editor.commit(import_ports_csv(st.editor.document(), text))
+    except UnicodeDecodeError:
+        return _ports_page(request, errors=["the file is not UTF-8 text"], status=422)
+    except ConfigError as exc:
+        return _ports_page(request, errors=[str(e) for e in exc.errors], status=422)
+    return _ports_page(request, flash=f"Imported. {applied_text(applied)}")
+
+
+# -- call history --------------------------------------------------------------------------------------
+
+@routes.get("/history")
+async def history_page(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    query = history.Query.from_request(request, st.gateway.board.ports)
+    records = history.find(st.gateway, query)
+    rows = [[esc(datetime.datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S")), str(r.port + 1),
+             esc(r.direction), esc(r.caller), esc(r.callee), esc(f"{r.duration:.0f} s" if r.answer else "unanswered"),
+             esc(r.cause), esc(f"{r.stats.mos:.1f}" if r.stats and r.stats.mos is not None else "")]
+            for r in records]
+    port_opts = "".join(f'<option value="{n}"{" selected" if query.port == n - 1 else ""}>Port {n}</option>'
+                        for n in range(1, st.gateway.board.ports + 1))
+    dir_opts = "".join(f'<option value="{d}"{" selected" if query.direction == d else ""}>{d}</option>'
+                       for d in history.DIRECTIONS)
+    body = (f'<form method="get" action="/history" class="row filters"><input type="search" name="search" '
+            f'placeholder="Number contains" value="{esc(query.search or "")}"><select name="port">'
+            f'<option value="">All ports</option>{port_opts}</select><select name="direction"><option value="">'
+            f'All directions</option>{dir_opts}</select><button type="submit">Filter</button>'
+            f'<a href="/history.csv?{esc(request.query_string)}" download>CSV export</a></form>'
+            + (table(["Start", "Port", "Direction", "From", "To", "Talk time", "End", "MOS"], rows)
+               if rows else '<p class="muted">No calls match.</p>'))
+    return _html(page("Call history", body, csrf=_csrf(request), active="/history"))
+
+
+@routes.get("/history.csv")
+async def history_csv_page(request: web.Request) -> web.StreamResponse:
+    return history.csv_response(request)
+
+
+# -- system --------------------------------------------------------------------------------------------
+
+def _system_page(request: web.Request, *, flash: str = "", errors: list[str] | None = None,
+                 new_token: str = "", status: int = 200) -> web.Response:
+    st = state(request)
+    csrf = _csrf(request)
+    tokens = st.auth.tokens()
+    token_rows = [[esc(t.name), esc(_when(t.created)), esc(_when(t.used) if t.used else "never"),
+                   f'<form method="post" action="/system/tokens/{t.id}/revoke">{csrf_field(csrf)}'
+                   f'<button type="submit" class="danger">Revoke</button></form>'] for t in tokens]
+    shown = (f'<div class="secret-once" role="alert"><p>Copy this token now; it is not shown again:</p>'
+             f'<code id="new-token">{esc(new_token)}</code></div>' if new_token else "")
+    logs = "\n".join(f"{_when(t)} {level:7} {text}" for t, level, text in list(st.logs.lines)[-200:])
+    body = (f'{errors_block(errors or [])}'
+            f'<section><h2>Backup and restore</h2><p><a href="/system/backup" download>Download the configuration'
+            f'</a> (a TOML file; it contains the SIP passwords: keep it safe).</p>'
+            f'<form method="post" action="/system/restore" enctype="multipart/form-data" class="row">'
+            f'{csrf_field(csrf)}<input type="file" name="file" accept=".toml" required>'
+            f'<button type="submit">Restore</button></form><p class="help">A restored file is checked first; '
+            f'nothing changes unless all of it is valid.</p></section>'
+            f'<section><h2>Restart</h2><form method="post" action="/system/restart">{csrf_field(csrf)}'
+            f'<button type="submit" class="danger">Restart the gateway</button></form><p class="help">Ends every call '
+            f'and re-reads the configuration file.</p></section>'
+            f'<section><h2>API tokens</h2><p class="help">For scripts: send <code>Authorization: Bearer TOKEN</code>'
+            f' to <code>/api/v1/...</code> (<a href="/api/v1/openapi.json">OpenAPI document</a>).</p>{shown}'
+            + (table(["Name", "Created", "Last used", ""], token_rows) if token_rows else "")
+            + f'<form method="post" action="/system/tokens" class="row">{csrf_field(csrf)}<input name="name" '
+            f'placeholder="What it is for" maxlength="64" required><button type="submit">Create token</button>'
+            f'</form></section>'
+            f'<section><h2>Admin password</h2><form method="post" action="/system/password" class="narrow">'
+            f'{csrf_field(csrf)}<div class="field"><label for="current">Current password</label><input '
+            f'type="password" id="current" name="current" autocomplete="current-password" required></div>'
+            f'<div class="field"><label for="new">New password</label><input type="password" id="new" name="new" '
+            f'autocomplete="new-password" minlength="8" required></div><button type="submit">Change password'
+            f'</button></form></section>'
+            f'<section><h2>Recent log</h2><pre class="log">{esc(logs) or "(empty)"}</pre></section>')
+    return _html(page("System", body, csrf=csrf, active="/system", flash=flash), status=status)
+
+
+def _when(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@routes.get("/system")
+async def system_page(request: web.Request) -> web.StreamResponse:
+    return _system_page(request)
+
+
+@routes.get("/system/backup")
+async def backup(request: web.Request) -> web.StreamResponse:
+    text = dumps(state(request).editor.document())
+    return web.Response(text=text, content_type="application/toml",
+                        headers={"Content-Disposition": 'attachment; filename="hookflash.toml"'})
+
+
+@routes.post("/system/restore")
+async def restore(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    upload = (await request.post()).get("file")
+    if not isinstance(upload, web.FileField):
+        return _system_page(request, errors=["choose a configuration file"], status=422)
+    try:
+        doc = restore_document(upload.file.read())
+        _config, applied = await st.editor.commit(doc)
+    except ConfigError as exc:
+        return _system_page(request, errors=[str(e) for e in exc.errors], status=422)
+    return _system_page(request, flash=f"Restored. {applied_text(applied)}")
+
+
+def restore_document(data: bytes) -> dict[str, Any]:
+    """A backup file's document, or ConfigError (not UTF-8, not TOML, or not a valid config)."""
+    try:
+        doc = tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([FieldError("", f"not a TOML configuration file: {exc}")]) from exc
+    return to_dict(parse_config(doc))
+
+
+@routes.post("/system/restart")
+async def restart(request: web.Request) -> web.StreamResponse:
+    state(request).restart()
+    body = '<p>The gateway is restarting. <a href="/">Back to the status page</a> in a few seconds.</p>'
+    return _html(page("Restarting", body, csrf=None))
+
+
+@routes.post("/system/tokens")
+async def token_create(request: web.Request) -> web.StreamResponse:
+    form = await _form(request)
+    token, clear = state(request).auth.create_token(form.get("name", ""))
+    return _system_page(request, flash=f"Token '{token.name}' created.", new_token=clear)
+
+
+@routes.post("/system/tokens/{id:[0-9]+}/revoke")
+async def token_revoke(request: web.Request) -> web.StreamResponse:
+    found = state(request).auth.revoke_token(int(request.match_info["id"]))
+    return _system_page(request, flash="Token revoked." if found else "No such token.")
+
+
+@routes.post("/system/password")
+async def password_change(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    form = await _form(request)
+    async with st.hashing:
+        ok = await _in_thread(st.auth.check_password, form.get("current", ""))
+        if not ok:
+            st.limiter.failed(request.remote or "unknown", time.monotonic())
+            return _system_page(request, errors=["the current password is wrong"], status=422)
+        try:
+            await _in_thread(st.auth.set_password, form.get("new", ""))
+        except PasswordError as exc:
+            return _system_page(request, errors=[f"the new password {exc}"], status=422)
+    return await _login_response(request)
