@@ -16,6 +16,7 @@ its hashes are still worth nothing to anyone else.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -69,6 +70,13 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=2 * 128 * n * r * p + (1 << 20), dklen=32)
 
 
+def _acceptable(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise PasswordError(f"must be at least {MIN_PASSWORD} characters")
+    if len(password) > 1024:
+        raise PasswordError("must be at most 1024 characters")
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -111,17 +119,29 @@ class AuthStore:
 
     def set_password(self, password: str) -> None:
         """Set (or change) the admin password; every session ends."""
-        if len(password) < MIN_PASSWORD:
-            raise PasswordError(f"must be at least {MIN_PASSWORD} characters")
-        if len(password) > 1024:
-            raise PasswordError("must be at most 1024 characters")
-        stored = hash_password(password, n=self.scrypt_n)
-        self._db.execute("INSERT OR REPLACE INTO admin (id, hash) VALUES (1, ?)", (stored,))
-        self._db.execute("DELETE FROM sessions")
+        _acceptable(password)
+        self._store_hash(hash_password(password, n=self.scrypt_n))
 
     def check_password(self, password: str) -> bool:
+        stored = self._hash()
+        return stored is not None and verify_password(password, stored)
+
+    async def set_password_async(self, password: str) -> None:
+        """`set_password` with the hashing off the loop (scrypt takes a good part of a second)."""
+        _acceptable(password)
+        self._store_hash(await asyncio.to_thread(hash_password, password, n=self.scrypt_n))
+
+    async def check_password_async(self, password: str) -> bool:
+        stored = self._hash()
+        return stored is not None and await asyncio.to_thread(verify_password, password, stored)
+
+    def _hash(self) -> str | None:
         row = self._db.execute("SELECT hash FROM admin").fetchone()
-        return row is not None and verify_password(password, row[0])
+        return None if row is None else str(row[0])
+
+    def _store_hash(self, stored: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO admin (id, hash) VALUES (1, ?)", (stored,))
+        self._db.execute("DELETE FROM sessions")
 
     # -- sessions -------------------------------------------------------------------------------------
     def new_session(self, now: float | None = None) -> Session:

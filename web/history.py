@@ -63,6 +63,14 @@ CSV_COLUMNS = ("id", "port", "direction", "caller", "callee", "start", "answer",
                "mos", "loss_pct", "jitter_mean_ms")
 
 
+def _cell(value: object) -> object:
+    """Numbers come from outside (a SIP From header): a cell a spreadsheet would run as a formula gets
+    a leading quote (OWASP "CSV Injection")."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def csv_response(request: web.Request) -> web.Response:
     from web.server import state
 
@@ -75,6 +83,6 @@ def csv_response(request: web.Request) -> web.Response:
         for key in ("start", "answer", "end"):
             if row[key] is not None:
                 row[key] = datetime.fromtimestamp(row[key]).isoformat(timespec="seconds")
-        writer.writerow(row)
+        writer.writerow({k: _cell(v) for k, v in row.items()})
     return web.Response(text=out.getvalue(), content_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="hookflash-calls.csv"'})

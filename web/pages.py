@@ -23,6 +23,7 @@ from web.configedit import copy_port, errors_by_field, from_form, import_ports_c
 from web.fields import section_fields
 from web.html import csrf_field, errors_block, esc, fields_html, page, table
 from web.server import (
+    SESSION,
     SESSION_COOKIE,
     pre_token,
     pre_token_ok,
@@ -39,7 +40,7 @@ def _html(text: str, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _csrf(request: web.Request) -> str:
-    return str(request["session"].csrf)
+    return str(request[SESSION].csrf)
 
 
 async def _form(request: web.Request) -> dict[str, str]:
@@ -112,7 +113,7 @@ async def setup(request: web.Request) -> web.StreamResponse:
         return _password_page(request, setup=True, error="The two passwords differ.", status=422)
     try:
         async with st.hashing:
-            await _in_thread(st.auth.set_password, password)
+            await st.auth.set_password_async(password)
     except PasswordError as exc:
         return _password_page(request, setup=True, error=f"The password {exc}.", status=422)
     return await _login_response(request)
@@ -137,7 +138,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     async with st.hashing:
-        ok = await _in_thread(st.auth.check_password, form.get("password", ""))
+        ok = await st.auth.check_password_async(form.get("password", ""))
     if not ok:
         st.limiter.failed(client, time.monotonic())
         return _password_page(request, setup=False, error="Wrong password.", status=401)
@@ -146,16 +147,10 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.StreamResponse:
-    state(request).auth.end_session(request["session"].token)
+    state(request).auth.end_session(request[SESSION].token)
     response = web.HTTPSeeOther("/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-async def _in_thread(fn: Any, *args: Any) -> Any:
-    import asyncio
-
-    return await asyncio.to_thread(fn, *args)
 
 
 # -- Status ------------------------------------------------------------------------------------------
@@ -510,12 +505,12 @@ async def password_change(request: web.Request) -> web.StreamResponse:
     st = state(request)
     form = await _form(request)
     async with st.hashing:
-        ok = await _in_thread(st.auth.check_password, form.get("current", ""))
+        ok = await st.auth.check_password_async(form.get("current", ""))
         if not ok:
             st.limiter.failed(request.remote or "unknown", time.monotonic())
             return _system_page(request, errors=["the current password is wrong"], status=422)
         try:
-            await _in_thread(st.auth.set_password, form.get("new", ""))
+            await st.auth.set_password_async(form.get("new", ""))
         except PasswordError as exc:
             return _system_page(request, errors=[f"the new password {exc}"], status=422)
     return await _login_response(request)

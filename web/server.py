@@ -31,7 +31,7 @@ from aiohttp import web
 
 from firmware.app import Gateway
 from firmware.config import ConfigStore
-from web.auth import AuthStore
+from web.auth import AuthStore, Session
 from web.configedit import ConfigEditor
 from web.logring import LogRing
 from web.ratelimit import LoginLimiter
@@ -64,6 +64,9 @@ class WebState:
 
 
 STATE = web.AppKey("state", WebState)
+SESSION = web.RequestKey("session", Session)
+PRINCIPAL = web.RequestKey("principal", str)
+"""Who makes the request: "admin" (a session) or "token NAME"."""
 
 
 def state(request: web.Request) -> WebState:
@@ -111,14 +114,14 @@ async def security_middleware(request: web.Request,
         token = st.auth.check_token(header[7:].strip())
         if token is None:
             return _unauthorized(request, "unknown or revoked API token")
-        request["principal"] = f"token {token.name}"
+        request[PRINCIPAL] = f"token {token.name}"
         return await handler(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     session = st.auth.session(cookie) if cookie else None
     if session is None:
         return _unauthorized(request, "log in, or send an API token as 'Authorization: Bearer ...'")
-    request["session"] = session
-    request["principal"] = "admin"
+    request[SESSION] = session
+    request[PRINCIPAL] = "admin"
     if request.method not in SAFE_METHODS and not hmac.compare_digest(await _csrf_sent(request), session.csrf):
         _log.warning("refused %s %s from %s: missing or wrong CSRF token", request.method, path, request.remote)
         if path.startswith("/api/"):
