@@ -68,7 +68,7 @@ def _docstrings() -> dict[tuple[str, str], str]:
             if (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
                     and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
                     and isinstance(after.value.value, str)):
-                out[(node.name, stmt.target.id)] = " ".join(after.value.value.split())
+                out[(node.name, stmt.target.id)] = " ".join(after.value.value.replace("`", "").split())
     return out
 
 

@@ -163,10 +163,10 @@ def _duration(since: float | None) -> str:
 
 
 def status_row(p: dict[str, Any]) -> list[str]:
-    reg = esc(p["registration"])
+    reg = f'<span class="pill {esc(p["registration"])}">{esc(p["registration"])}</span>'
     if p["registration_error"]:
-        reg += f'<br><small class="field-error">{esc(p["registration_error"])}</small>'
-    return [str(p["port"]), esc(p["extension"] or "—"), f'<span class="pill {esc(p["registration"])}">{reg}</span>',
+        reg += f'<small class="field-error">{esc(p["registration_error"])}</small>'
+    return [str(p["port"]), esc(p["extension"] or "—"), reg,
             esc(p["hook"] + "-hook"), f'<span class="pill {esc(p["call"])}">{esc(p["call"])}</span>',
             esc(p["peer"] or ""), f'<span class="duration" data-since="{esc(p["connected_since"] or "")}">'
             f'{_duration(p["connected_since"])}</span>']

@@ -13,10 +13,9 @@
   function row(p) {
     const tr = document.createElement("tr");
     tr.dataset.port = p.port;
-    const reg = text("span", p.registration, `pill ${p.registration}`);
-    if (p.registration_error) {
-      reg.append(document.createElement("br"), text("small", p.registration_error, "field-error"));
-    }
+    const reg = document.createElement("span");
+    reg.append(text("span", p.registration, `pill ${p.registration}`));
+    if (p.registration_error) reg.append(text("small", p.registration_error, "field-error"));
     const duration = text("span", p.connected_since ? hookflash.duration(p.connected_since) : "", "duration");
     duration.dataset.since = p.connected_since || "";
     const cells = [text("span", p.port), text("span", p.extension || "—"), reg, text("span", `${p.hook}-hook`),
