@@ -33,7 +33,8 @@ SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 
 
 def _errors(errors: list[FieldError], status: int = 422) -> web.Response:
-    return web.json_response({"errors": [{"field": e.path, "message": e.message} for e in errors]}, status=status)
+    listed = [{"field": e.path, "message": e.message} for e in errors]
+    return web.json_response({"errors": listed}, status=status)
 
 
 def _applied(applied: Applied) -> dict[str, Any]:
@@ -56,8 +57,8 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
 async def status(request: web.Request) -> web.StreamResponse:
     gateway = state(request).gateway
     snap = gateway.snapshot()
-    return web.json_response({"ports": snap["ports"], "system": {**system_info(gateway.started),
-                                                                  "backend": snap["backend"], "sip": snap["sip"]}})
+    system = {**system_info(gateway.started), "backend": snap["backend"], "sip": snap["sip"]}
+    return web.json_response({"ports": snap["ports"], "system": system})
 
 
 @routes.get("/api/v1/config")

@@ -67,7 +67,8 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=2 * 128 * n * r * p + (1 << 20), dklen=32)
+    memory = 128 * n * r * p  # RFC 7914 §2: the working set
+    return hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=2 * memory, dklen=32)
 
 
 def _acceptable(password: str) -> None:
@@ -147,13 +148,15 @@ class AuthStore:
     def new_session(self, now: float | None = None) -> Session:
         now = time.time() if now is None else now
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32))
-        self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (_digest(session.token), session.csrf, now, now))
+        self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                         (_digest(session.token), session.csrf, now, now))
         return session
 
     def session(self, token: str, now: float | None = None) -> Session | None:
         """The live session for a cookie value (its idle timer restarted), or None."""
         now = time.time() if now is None else now
-        self._db.execute("DELETE FROM sessions WHERE seen < ? OR created < ?", (now - SESSION_IDLE, now - SESSION_MAX))
+        self._db.execute("DELETE FROM sessions WHERE seen < ? OR created < ?",
+                         (now - SESSION_IDLE, now - SESSION_MAX))
         row = self._db.execute("SELECT csrf FROM sessions WHERE digest = ?", (_digest(token),)).fetchone()
         if row is None:
             return None
@@ -184,7 +187,8 @@ class AuthStore:
     def check_token(self, clear: str) -> ApiToken | None:
         if not clear.startswith(TOKEN_PREFIX):
             return None
-        row = self._db.execute("SELECT id, name, created FROM tokens WHERE digest = ?", (_digest(clear),)).fetchone()
+        row = self._db.execute("SELECT id, name, created FROM tokens WHERE digest = ?",
+                               (_digest(clear),)).fetchone()
         if row is None:
             return None
         now = time.time()

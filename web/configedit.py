@@ -120,7 +120,8 @@ def import_ports_csv(doc: dict[str, Any], text: str) -> dict[str, Any]:
     for line, row in enumerate(rows, 2):
         number = (row.get("port") or "").strip()
         if not number.isdigit() or not 1 <= int(number) <= len(ports) + 1:
-            raise ConfigError([FieldError(f"csv line {line}", f"port must be 1..{len(ports) + 1}, got {number!r}")])
+            raise ConfigError([FieldError(f"csv line {line}", f"port must be 1..{len(ports) + 1}, got "
+                                                              f"{number!r}")])
         index = int(number) - 1
         current = ports[index] if index < len(ports) else {}
         form = {k: v for k, v in row.items() if k != "port" and v is not None}

@@ -70,7 +70,8 @@ def field_html(f: Field, value: Any, error: str | None, *, prefix: str = "") -> 
     if f.kind == "flag":
         checked = " checked" if value else ""
         return (f'<div class="field flag{" invalid" if error else ""}"><label><input type="checkbox" '
-                f'name="{esc(name)}" id="{ident}"{checked}{aria}> {esc(label(name))}</label>{help_text}{err}</div>')
+                f'name="{esc(name)}" id="{ident}"{checked}{aria}> '
+                f'{esc(label(name))}</label>{help_text}{err}</div>')
     shown = form_value(f.kind, value)
     if f.choices:
         options = "".join(f'<option value="{esc(c)}"{" selected" if c == shown else ""}>'
@@ -78,8 +79,10 @@ def field_html(f: Field, value: Any, error: str | None, *, prefix: str = "") -> 
         control = f'<select name="{esc(name)}" id="{ident}"{aria}>{options}</select>'
     elif f.kind == "secret":
         hint = "set; leave empty to keep it" if value else "not set"
-        control = (f'<input type="password" name="{esc(name)}" id="{ident}" value="" autocomplete="new-password"'
-                   f' placeholder="{esc(MASK if value else "")}"{aria}><small class="help">{esc(hint)}</small>')
+        control = (f'<input type="password" name="{esc(name)}" id="{ident}" value="" '
+                   'autocomplete="new-password"'
+                   f' placeholder="{esc(MASK if value else "")}"{aria}><small '
+                   f'class="help">{esc(hint)}</small>')
     else:
         kind = "number" if f.kind == "integer" and not error else "text"
         control = f'<input type="{kind}" name="{esc(name)}" id="{ident}" value="{esc(shown)}"{aria}>'

@@ -9,7 +9,8 @@ from typing import Any
 from web.fields import MASK, SECTIONS, Field, section_fields
 from web.sysinfo import version
 
-_TYPES: dict[str, dict[str, Any]] = {"text": {"type": "string"}, "flag": {"type": "boolean"}, "integer": {"type": "integer"},
+_TYPES: dict[str, dict[str, Any]] = {
+          "text": {"type": "string"}, "flag": {"type": "boolean"}, "integer": {"type": "integer"},
           "optional_int": {"type": "integer"}, "list": {"type": "array", "items": {"type": "string"}},
           "intlist": {"type": "array", "items": {"type": "integer"}},
           "pins": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},
@@ -60,7 +61,8 @@ def openapi_document() -> dict[str, Any]:
         "reconfigured_ports": {"type": "array", "items": {"type": "integer"}},
         "deferred_ports": {"type": "array", "items": {"type": "integer"},
                            "description": "Ports in a call: they take the new settings when it ends."},
-        "sip_restarted": {"type": "boolean"}, "restart_required": {"type": "array", "items": {"type": "string"}}}}
+        "sip_restarted": {"type": "boolean"},
+        "restart_required": {"type": "array", "items": {"type": "string"}}}}
     schemas["PortStatus"] = {"type": "object", "properties": {
         "port": {"type": "integer", "description": "1-based"}, "extension": {"type": ["string", "null"]},
         "display_name": {"type": "string"}, "enabled": {"type": "boolean"}, "registered": {"type": "boolean"},
@@ -72,18 +74,21 @@ def openapi_document() -> dict[str, Any]:
                                                   "or 'disabled'"},
         "peer": {"type": ["string", "null"]}, "connected_since": {"type": ["number", "null"]},
         "message_waiting": {"type": "boolean"}, "pending_config": {"type": "boolean"}}}
-    bad = {"401": {"description": "No or bad credentials"}, "403": {"description": "Session without CSRF token"}}
+    bad = {"401": {"description": "No or bad credentials"}, "403": {"description": "Session without CSRF "
+                                                                                   "token"}}
     invalid = {"422": _json(_ref("Errors"), "Invalid: every problem, per field")}
     paths: dict[str, Any] = {
         "/api/v1/status": {"get": {"summary": "Every port's status and the system's", "responses": {
-            "200": _json({"type": "object", "properties": {"ports": {"type": "array", "items": _ref("PortStatus")},
-                                                           "system": {"type": "object"}}}), **bad}}},
+            "200": _json({"type": "object", "properties": {
+                "ports": {"type": "array", "items": _ref("PortStatus")},
+                "system": {"type": "object"}}}), **bad}}},
         "/api/v1/events": {"get": {"summary": "WebSocket: a snapshot of every port, then each change",
                                    "responses": {"101": {"description": "Switching protocols"}, **bad}}},
         "/api/v1/config": {"get": {"summary": "The whole configuration (secrets masked)",
                                    "responses": {"200": _json({"type": "object"}), **bad}}},
         "/api/v1/config/ports/{n}": {
-            "parameters": [{"name": "n", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}],
+            "parameters": [{"name": "n", "in": "path", "required": True,
+                            "schema": {"type": "integer", "minimum": 1}}],
             "get": {"summary": "One port's settings", "responses": {"200": _json(_ref("PortConfig")), **bad}},
             "put": {"summary": "Change the given settings of a port (a port after the last one is added); "
                                "applied live", "requestBody": {"content": {"application/json": {
@@ -93,7 +98,8 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/history": {"get": {"summary": "Call history, newest first", "parameters": [
             {"name": "search", "in": "query", "schema": {"type": "string"}},
             {"name": "port", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-            {"name": "direction", "in": "query", "schema": {"type": "string", "enum": ["in", "out", "local"]}},
+            {"name": "direction", "in": "query",
+             "schema": {"type": "string", "enum": ["in", "out", "local"]}},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 10000}}],
             "responses": {"200": _json({"type": "object"}), **bad}}},
         "/api/v1/history.csv": {"get": {"summary": "Call history as CSV (same filters)", "responses": {

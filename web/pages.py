@@ -74,7 +74,8 @@ def _password_page(request: web.Request, *, setup: bool, error: str = "", status
                  "choose one of at least 8 characters.</p>")
         inputs = ('<div class="field"><label for="password">New password</label><input type="password" '
                   'id="password" name="password" autocomplete="new-password" required minlength="8"></div>'
-                  '<div class="field"><label for="confirm">Repeat it</label><input type="password" id="confirm" '
+                  '<div class="field"><label for="confirm">Repeat it</label><input type="password" '
+                  'id="confirm" '
                   'name="confirm" autocomplete="new-password" required></div>')
     else:
         title, action, intro = "Log in", "/login", ""
@@ -179,7 +180,8 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     rows = [status_row(p) for p in snap["ports"]]
     info = system_info(gw.started)
     temp = f"{info['temperature_c']:.1f} °C" if info["temperature_c"] is not None else "not available"
-    system = (f'<dl class="facts" id="system"><dt>Version</dt><dd data-key="version">{esc(info["version"])}</dd>'
+    system = ('<dl class="facts" id="system"><dt>Version</dt><dd '
+              f'data-key="version">{esc(info["version"])}</dd>'
               f'<dt>Uptime</dt><dd data-key="uptime">{esc(_uptime(info["uptime_s"]))}</dd>'
               f'<dt>CPU load (1/5/15 min)</dt><dd data-key="load">{esc(" / ".join(map(str, info["load"])))}'
               f' on {info["cpus"]} cores</dd><dt>Temperature</dt><dd data-key="temperature">{esc(temp)}</dd>'
@@ -199,16 +201,19 @@ def _uptime(seconds: float) -> str:
 
 SECTION_PAGES = {"sip": ("/sip", "SIP server", "How the ports reach the PBX: registrar, proxy, transport, "
                           "security. Leave the registrar empty to use the ports as an intercom only."),
-                 "regional": ("/regional", "Regional", "The country sets the tones, ring cadence and frequency "
+                 "regional": ("/regional", "Regional", "The country sets the tones, ring cadence and "
+                                                       "frequency "
                               "and the caller-ID standard.")}
 
 
 def _section_page(request: web.Request, section: str, values: dict[str, Any], errors: dict[str, str],
                   other: list[str], flash: str = "", status: int = 200) -> web.Response:
     path, title, intro = SECTION_PAGES[section]
-    body = (f'<p class="intro">{esc(intro)}</p>{errors_block(other if other or not errors else ["see the marked fields"])}'
+    top = errors_block(other if other or not errors else ["see the marked fields"])
+    body = (f'<p class="intro">{esc(intro)}</p>{top}'
             f'<form method="post" action="{path}" novalidate>{csrf_field(_csrf(request))}'
-            f'{fields_html(section_fields(section), values, errors)}<button type="submit">Save and apply</button></form>')
+            f'{fields_html(section_fields(section), values, errors)}<button type="submit">Save and '
+            'apply</button></form>')
     return _html(page(title, body, csrf=_csrf(request), active=path, flash=flash), status=status)
 
 
@@ -266,10 +271,13 @@ def _ports_page(request: web.Request, flash: str = "", errors: list[str] | None 
             rows.append([str(n + 1), "—", "", "", "not configured", f'<a href="/ports/{n + 1}">Set up</a>'])
     csrf = _csrf(request)
     options = "".join(f'<option value="{n + 1}">Port {n + 1}</option>' for n in range(len(doc["ports"])))
-    targets = "".join(f'<label class="inline"><input type="checkbox" name="to" value="{n + 1}"> {n + 1}</label>'
+    targets = "".join(f'<label class="inline"><input type="checkbox" name="to" value="{n + 1}"> '
+                      f'{n + 1}</label>'
                       for n in range(len(doc["ports"])))
-    body = (f'{errors_block(errors or [])}{table(["Port", "Extension", "Name", "Auth user", "Enabled", ""], rows)}'
-            f'<section><h2>Copy settings</h2><p class="help">Copies dial plan, caller ID, ring cadence, hotline '
+    listing = table(["Port", "Extension", "Name", "Auth user", "Enabled", ""], rows)
+    body = (f'{errors_block(errors or [])}{listing}'
+            '<section><h2>Copy settings</h2><p class="help">Copies dial plan, caller ID, ring cadence, '
+            'hotline '
             f'and features; each port keeps its extension, user, password and name.</p>'
             f'<form method="post" action="/ports/copy" class="row">{csrf_field(csrf)}<label>From '
             f'<select name="from">{options}</select></label><span>to</span>{targets}'
@@ -300,9 +308,11 @@ def _port_page(request: web.Request, index: int, values: dict[str, Any], errors:
     body = (f'<p class="intro">What this phone is at the PBX, and how its line behaves. Settings left empty '
             f'use the <a href="/regional">regional</a> defaults.</p>{top}'
             f'<form method="post" action="/ports/{index + 1}" novalidate>{csrf_field(_csrf(request))}'
-            f'{fields_html(section_fields("ports"), values, errors)}<button type="submit">Save and apply</button>'
+            f'{fields_html(section_fields("ports"), values, errors)}<button type="submit">Save and '
+            'apply</button>'
             f'</form><p><a href="/ports">All ports</a></p>')
-    return _html(page(f"Port {index + 1}", body, csrf=_csrf(request), active="/ports", flash=flash), status=status)
+    html = page(f"Port {index + 1}", body, csrf=_csrf(request), active="/ports", flash=flash)
+    return _html(html, status=status)
 
 
 @routes.get("/ports/{n:[0-9]+}")
@@ -328,7 +338,8 @@ async def port_save(request: web.Request) -> web.StreamResponse:
     except ConfigError as exc:
         errors, other = errors_by_field(exc.errors, f"ports[{index}]")
         return _port_page(request, index, values, errors, other, status=422)
-    return _port_page(request, index, st.editor.document()["ports"][index], {}, [], flash=applied_text(applied))
+    saved = st.editor.document()["ports"][index]
+    return _port_page(request, index, saved, {}, [], flash=applied_text(applied))
 
 
 @routes.post("/ports/copy")
@@ -380,7 +391,8 @@ async def history_page(request: web.Request) -> web.StreamResponse:
     query = history.Query.from_request(request, st.gateway.board.ports)
     records = history.find(st.gateway, query)
     rows = [[esc(datetime.datetime.fromtimestamp(r.start).strftime("%Y-%m-%d %H:%M:%S")), str(r.port + 1),
-             esc(r.direction), esc(r.caller), esc(r.callee), esc(f"{r.duration:.0f} s" if r.answer else "unanswered"),
+             esc(r.direction), esc(r.caller), esc(r.callee),
+             esc(f"{r.duration:.0f} s" if r.answer else "unanswered"),
              esc(r.cause), esc(f"{r.stats.mos:.1f}" if r.stats and r.stats.mos is not None else "")]
             for r in records]
     port_opts = "".join(f'<option value="{n}"{" selected" if query.port == n - 1 else ""}>Port {n}</option>'
@@ -389,7 +401,8 @@ async def history_page(request: web.Request) -> web.StreamResponse:
                        for d in history.DIRECTIONS)
     body = (f'<form method="get" action="/history" class="row filters"><input type="search" name="search" '
             f'placeholder="Number contains" value="{esc(query.search or "")}"><select name="port">'
-            f'<option value="">All ports</option>{port_opts}</select><select name="direction"><option value="">'
+            f'<option value="">All ports</option>{port_opts}</select><select name="direction"><option '
+            'value="">'
             f'All directions</option>{dir_opts}</select><button type="submit">Filter</button>'
             f'<a href="/history.csv?{esc(request.query_string)}" download>CSV export</a></form>'
             + (table(["Start", "Port", "Direction", "From", "To", "Talk time", "End", "MOS"], rows)
@@ -416,25 +429,30 @@ def _system_page(request: web.Request, *, flash: str = "", errors: list[str] | N
              f'<code id="new-token">{esc(new_token)}</code></div>' if new_token else "")
     logs = "\n".join(f"{_when(t)} {level:7} {text}" for t, level, text in list(st.logs.lines)[-200:])
     body = (f'{errors_block(errors or [])}'
-            f'<section><h2>Backup and restore</h2><p><a href="/system/backup" download>Download the configuration'
+            '<section><h2>Backup and restore</h2><p><a href="/system/backup" download>Download the '
+            'configuration'
             f'</a> (a TOML file; it contains the SIP passwords: keep it safe).</p>'
             f'<form method="post" action="/system/restore" enctype="multipart/form-data" class="row">'
             f'{csrf_field(csrf)}<input type="file" name="file" accept=".toml" required>'
             f'<button type="submit">Restore</button></form><p class="help">A restored file is checked first; '
             f'nothing changes unless all of it is valid.</p></section>'
             f'<section><h2>Restart</h2><form method="post" action="/system/restart">{csrf_field(csrf)}'
-            f'<button type="submit" class="danger">Restart the gateway</button></form><p class="help">Ends every call '
+            '<button type="submit" class="danger">Restart the gateway</button></form><p class="help">Ends '
+            'every call '
             f'and re-reads the configuration file.</p></section>'
-            f'<section><h2>API tokens</h2><p class="help">For scripts: send <code>Authorization: Bearer TOKEN</code>'
+            '<section><h2>API tokens</h2><p class="help">For scripts: send <code>Authorization: Bearer '
+            'TOKEN</code>'
             f' to <code>/api/v1/...</code> (<a href="/api/v1/openapi.json">OpenAPI document</a>).</p>{shown}'
             + (table(["Name", "Created", "Last used", ""], token_rows) if token_rows else "")
             + f'<form method="post" action="/system/tokens" class="row">{csrf_field(csrf)}<input name="name" '
-            f'placeholder="What it is for" maxlength="64" required><button type="submit">Create token</button>'
+            'placeholder="What it is for" maxlength="64" required><button type="submit">Create '
+            'token</button>'
             f'</form></section>'
             f'<section><h2>Admin password</h2><form method="post" action="/system/password" class="narrow">'
             f'{csrf_field(csrf)}<div class="field"><label for="current">Current password</label><input '
             f'type="password" id="current" name="current" autocomplete="current-password" required></div>'
-            f'<div class="field"><label for="new">New password</label><input type="password" id="new" name="new" '
+            '<div class="field"><label for="new">New password</label><input type="password" id="new" '
+            'name="new" '
             f'autocomplete="new-password" minlength="8" required></div><button type="submit">Change password'
             f'</button></form></section>'
             f'<section><h2>Recent log</h2><pre class="log">{esc(logs) or "(empty)"}</pre></section>')

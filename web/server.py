@@ -38,6 +38,7 @@ from web.ratelimit import LoginLimiter
 
 _log = logging.getLogger("hookflash.web")
 STATIC = Path(__file__).with_name("static")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SESSION_COOKIE = "hookflash_session"
 PRE_COOKIE = "hookflash_pre"
 """Double-submit CSRF cookie of the setup and login forms (there is no session yet)."""
@@ -45,7 +46,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_API = frozenset({"/api/v1/openapi.json"})
 OPEN_PAGES = frozenset({"/login", "/setup"})
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+       "connect-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action "
+       "'self'")
 
 
 @dataclass
@@ -82,7 +84,8 @@ def extension_routes(gateway: Gateway) -> list[web.RouteTableDef]:
 
 def _unauthorized(request: web.Request, why: str) -> web.StreamResponse:
     if request.path.startswith("/api/"):
-        return web.json_response({"error": why}, status=401, headers={"WWW-Authenticate": 'Bearer realm="hookflash"'})
+        return web.json_response({"error": why}, status=401,
+                                 headers={"WWW-Authenticate": 'Bearer realm="hookflash"'})
     return web.HTTPSeeOther("/login")
 
 
@@ -96,7 +99,7 @@ async def _csrf_sent(request: web.Request) -> str:
 
 @web.middleware
 async def security_middleware(request: web.Request,
-                              handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+                              handler: Handler) -> web.StreamResponse:
     path = request.path
     if path.startswith("/static/") or path in PUBLIC_API:
         return await handler(request)
@@ -122,8 +125,10 @@ async def security_middleware(request: web.Request,
         return _unauthorized(request, "log in, or send an API token as 'Authorization: Bearer ...'")
     request[SESSION] = session
     request[PRINCIPAL] = "admin"
-    if request.method not in SAFE_METHODS and not hmac.compare_digest(await _csrf_sent(request), session.csrf):
-        _log.warning("refused %s %s from %s: missing or wrong CSRF token", request.method, path, request.remote)
+    unsafe = request.method not in SAFE_METHODS
+    if unsafe and not hmac.compare_digest(await _csrf_sent(request), session.csrf):
+        _log.warning("refused %s %s from %s: missing or wrong CSRF token", request.method, path,
+                     request.remote)
         if path.startswith("/api/"):
             return web.json_response({"error": "missing or wrong CSRF token"}, status=403)
         raise web.HTTPForbidden(text="Refused: the form was not sent from this device's own page (CSRF token "
@@ -142,7 +147,7 @@ def _same_origin(request: web.Request) -> bool:
 
 @web.middleware
 async def headers_middleware(request: web.Request,
-                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+                             handler: Handler) -> web.StreamResponse:
     try:
         response = await handler(request)
     except web.HTTPException as exc:

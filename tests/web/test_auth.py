@@ -8,7 +8,6 @@ import re
 import stat
 from pathlib import Path
 
-
 from tests.web.harness import PASSWORD, Site, pre_token, run
 from web.auth import SCRYPT_N, AuthStore, hash_password, verify_password
 from web.ratelimit import LimitConfig, LoginLimiter
@@ -110,7 +109,8 @@ def test_forged_form_without_csrf_token_is_refused(tmp_path: Path) -> None:
         assert s.store.path.read_text() == before and s.gateway.config.sip.registrar == ""
         api = await c.put("/api/v1/config/sip", json={"expires": 600})
         assert api.status == 403  # a session without the header
-        ok = await c.put("/api/v1/config/sip", json={"expires": 600}, headers={"X-CSRF-Token": await s.csrf()})
+        headers = {"X-CSRF-Token": await s.csrf()}
+        ok = await c.put("/api/v1/config/sip", json={"expires": 600}, headers=headers)
         assert ok.status == 200 and s.gateway.config.sip.expires == 600
 
     run(tmp_path, check)
@@ -165,7 +165,8 @@ def test_every_route_refuses_requests_without_credentials(tmp_path: Path) -> Non
             if path.startswith("/api/"):
                 assert response.status == 401, (route.method, path, response.status)
             else:
-                assert (response.status, response.headers.get("Location")) == (303, "/login"), (route.method, path)
+                where = (route.method, path)
+                assert (response.status, response.headers.get("Location")) == (303, "/login"), where
             checked += 1
         assert checked >= 30
         public = await c.get("/api/v1/openapi.json")

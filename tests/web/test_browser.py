@@ -11,7 +11,6 @@ an API call without credentials gets 401. Each page's screenshot goes to $HOOKFL
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import time
 import urllib.error
