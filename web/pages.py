@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime
 import time
 import tomllib
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
 
+from dsp.tones import country
 from firmware.app import Applied
 from firmware.config import ConfigError, FieldError, parse_config
 from firmware.config.store import dumps, to_dict
@@ -206,6 +208,24 @@ SECTION_PAGES = {"sip": ("/sip", "SIP server", "How the ports reach the PBX: reg
                               "and the caller-ID standard.")}
 
 
+def country_summary(code: str) -> str:
+    """What the running country means on the line: its tones, ring cadences and caller-ID standard."""
+    c = country(code)
+
+    def cadence(segments: Iterable[tuple[int, int]]) -> str:
+        return ", ".join(f"{on}/{off} ms" for on, off in segments) or "continuous"
+
+    rows = [[esc(name.replace("_", " ")), esc(" + ".join(f"{p.freq_hz:g} Hz" for p in t.components)),
+             esc(cadence((s.on_ms, s.off_ms) for s in t.cadence))] for name, t in sorted(c.tones.items())]
+    rings = [[esc(name), esc(cadence(r.segments))] for name, r in
+             [("normal", c.ring), *sorted(c.distinctive_rings.items())]]
+    return (f'<section><h2>{esc(c.name)} ({esc(c.code)}) on the line</h2><dl class="facts">'
+            f'<dt>Caller ID</dt><dd>{esc(c.callerid_standard)}</dd><dt>Ring frequency</dt>'
+            f'<dd>{c.ring_frequency_hz:g} Hz</dd><dt>Source</dt><dd>{esc(c.source)}</dd></dl>'
+            f'<h3>Tones</h3>{table(["Tone", "Frequencies", "Cadence (on/off)"], rows)}'
+            f'<h3>Ring cadences</h3>{table(["Name", "Cadence (on/off)"], rings)}</section>')
+
+
 def _section_page(request: web.Request, section: str, values: dict[str, Any], errors: dict[str, str],
                   other: list[str], flash: str = "", status: int = 200) -> web.Response:
     path, title, intro = SECTION_PAGES[section]
@@ -214,6 +234,8 @@ def _section_page(request: web.Request, section: str, values: dict[str, Any], er
             f'<form method="post" action="{path}" novalidate>{csrf_field(_csrf(request))}'
             f'{fields_html(section_fields(section), values, errors)}<button type="submit">Save and '
             'apply</button></form>')
+    if section == "regional":
+        body += country_summary(state(request).gateway.config.regional.country)
     return _html(page(title, body, csrf=_csrf(request), active=path, flash=flash), status=status)
 
 

@@ -98,8 +98,9 @@ def test_save_is_atomic_and_applies_live_to_the_changed_port_only(tmp_path: Path
         assert s.gateway.extensions["103"] == 2
         page = await s.client.post("/regional", data={"csrf": csrf, "country": "DE", "callerid": "auto",
                                                       "ring_cadence": "normal"})
-        assert page.status == 200 and "Applied now to port 1, 2, 3" in await page.text()
-        assert s.gateway.country == "DE"
+        html = await page.text()
+        assert page.status == 200 and "Applied now to port 1, 2, 3" in html
+        assert s.gateway.country == "DE" and "Germany (DE) on the line" in html and "425 Hz" in html
 
     run(tmp_path, check)
 
