@@ -115,8 +115,9 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.app import serve
 
     def ready(gateway: object) -> None:
+        web = f"; web page at {cfg.web.url}" if cfg.web.enabled else ""
         print(f"hookflash: ready ({cfg.hardware.backend} backend, {len(cfg.ports)} ports, "
-              f"{'intercom only' if cfg.intercom_only else 'registrar ' + cfg.sip.registrar}); "
+              f"{'intercom only' if cfg.intercom_only else 'registrar ' + cfg.sip.registrar}){web}; "
               "Ctrl-C stops", flush=True)
 
     from hal.board import HardwareError

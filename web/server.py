@@ -238,7 +238,5 @@ async def start_web(gateway: Gateway, store: ConfigStore, logs: LogRing,
     except BaseException:
         await runner.cleanup()
         raise
-    shown = f"[{host}]" if ":" in host else host
-    print(f"hookflash: web page at {'https' if context else 'http'}://{shown}:{port}/", flush=True)
-    _log.info("web page at %s://%s:%d/", "https" if context else "http", shown, port)
+    _log.info("web page at %s (listening on %s)", cfg.url, cfg.listen)
     return runner.cleanup

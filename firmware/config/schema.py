@@ -176,6 +176,13 @@ class WebConfig:
         return host.strip("[]"), port or 8080
 
     @property
+    def url(self) -> str:
+        host, port = self.host_port
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
+            f"[{host}]" if ":" in host else host
+        return f"{'https' if self.uses_https else 'http'}://{shown}:{port}/"
+
+    @property
     def uses_https(self) -> bool:
         if self.https != "auto":
             return self.https == "on"

@@ -28,6 +28,7 @@ from hal.sim import SimBoard
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.audio import dominant_frequency
 from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
+from tests.sip_peers.ports import free_port
 
 pytest_plugins = ["tests.sip_peers.fixtures"]
 
@@ -114,7 +115,8 @@ def test_intercom_call_between_the_two_simulated_ports(tmp_path: Path) -> None:
 
 def test_hookflash_run_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     config = tmp_path / "hookflash.toml"
-    config.write_text(EXAMPLE.read_text().replace('data_dir = "var"', f'data_dir = "{tmp_path}"'))
+    config.write_text(EXAMPLE.read_text().replace('data_dir = "var"', f'data_dir = "{tmp_path}"')
+                      .replace('listen = "127.0.0.1:8080"', f'listen = "127.0.0.1:{free_port()}"'))
     proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
