@@ -7,10 +7,12 @@ happened to which port.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import time
 import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -27,12 +29,14 @@ from web.html import csrf_field, errors_block, esc, fields_html, page, table
 from web.server import (
     SESSION,
     SESSION_COOKIE,
+    WebState,
     pre_token,
     pre_token_ok,
     set_session_cookie,
     state,
 )
 from web.sysinfo import system_info
+from web.tls import CertificateError, install_owner_certificate
 
 routes = web.RouteTableDef()
 
@@ -462,6 +466,11 @@ def _system_page(request: web.Request, *, flash: str = "", errors: list[str] | N
             '<button type="submit" class="danger">Restart the gateway</button></form><p class="help">Ends '
             'every call '
             f'and re-reads the configuration file.</p></section>'
+            f'<section><h2>HTTPS certificate</h2><p class="help">{esc(_cert_text(st))}</p>'
+            f'<form method="post" action="/system/certificate" enctype="multipart/form-data" class="row">'
+            f'{csrf_field(csrf)}<label>Certificate (PEM) <input type="file" name="cert" required></label>'
+            f'<label>Private key (PEM) <input type="file" name="key" required></label>'
+            f'<button type="submit">Upload</button></form></section>'
             '<section><h2>API tokens</h2><p class="help">For scripts: send <code>Authorization: Bearer '
             'TOKEN</code>'
             f' to <code>/api/v1/...</code> (<a href="/api/v1/openapi.json">OpenAPI document</a>).</p>{shown}'
@@ -479,6 +488,38 @@ def _system_page(request: web.Request, *, flash: str = "", errors: list[str] | N
             f'</button></form></section>'
             f'<section><h2>Recent log</h2><pre class="log">{esc(logs) or "(empty)"}</pre></section>')
     return _html(page("System", body, csrf=csrf, active="/system", flash=flash), status=status)
+
+
+def _cert_text(st: WebState) -> str:
+    web_cfg = st.gateway.config.web
+    if not web_cfg.uses_https:
+        return (f"The page is served over plain HTTP on {web_cfg.listen} (loopback, or https = \"off\"). "
+                "A certificate uploaded here is used once HTTPS is on.")
+    which = f"your certificate {web_cfg.cert_file}" if web_cfg.cert_file else \
+        "a self-signed certificate this device made (browsers warn once)"
+    return f"HTTPS with {which}. Upload your own certificate and key to replace it (applies at restart)."
+
+
+@routes.post("/system/certificate")
+async def certificate(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    data = await request.post()
+    cert, key = data.get("cert"), data.get("key")
+    if not isinstance(cert, web.FileField) or not isinstance(key, web.FileField):
+        return _system_page(request, errors=["choose the certificate and the key files"], status=422)
+    data_dir = Path(st.gateway.config.system.data_dir)
+    try:
+        cert_path, key_path = await asyncio.to_thread(install_owner_certificate, data_dir, cert.file.read(),
+                                                      key.file.read())
+    except CertificateError as exc:
+        return _system_page(request, errors=[str(exc)], status=422)
+    doc = st.editor.document()
+    doc["web"] = {**doc["web"], "cert_file": str(cert_path), "key_file": str(key_path)}
+    try:
+        _config, applied = await st.editor.commit(doc)
+    except ConfigError as exc:
+        return _system_page(request, errors=[str(e) for e in exc.errors], status=422)
+    return _system_page(request, flash=f"Certificate installed. {applied_text(applied)}")
 
 
 def _when(t: float) -> str:
@@ -544,6 +585,10 @@ async def token_revoke(request: web.Request) -> web.StreamResponse:
 async def password_change(request: web.Request) -> web.StreamResponse:
     st = state(request)
     form = await _form(request)
+    wait = st.limiter.retry_after(request.remote or "unknown", time.monotonic())
+    if wait > 0:
+        return _system_page(request, errors=[f"too many wrong passwords: try again in {wait:.0f} s"],
+                            status=429)
     async with st.hashing:
         ok = await st.auth.check_password_async(form.get("current", ""))
         if not ok:

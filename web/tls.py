@@ -61,6 +61,38 @@ def self_signed(data_dir: Path, listen_host: str) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+class CertificateError(ValueError):
+    """An uploaded certificate or key that cannot serve HTTPS."""
+
+
+def install_owner_certificate(data_dir: Path, cert_pem: bytes, key_pem: bytes) -> tuple[Path, Path]:
+    """Check that `cert_pem` (a chain, leaf first) and `key_pem` belong together and load, then store
+    them in `data_dir` (key 0600); returns their paths for `[web] cert_file/key_file`."""
+    try:
+        leaf = x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise CertificateError(f"the certificate is not a PEM certificate ({exc})") from exc
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise CertificateError("the key is not an unencrypted PEM private key") from exc
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (leaf.public_key().public_bytes(serialization.Encoding.PEM, public)
+            != key.public_key().public_bytes(serialization.Encoding.PEM, public)):
+        raise CertificateError("the key does not belong to the certificate")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = data_dir / "web-owner-cert.pem", data_dir / "web-owner-key.pem"
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    cert_path.write_bytes(cert_pem)
+    try:
+        server_context(cert_path, key_path)
+    except ssl.SSLError as exc:
+        raise CertificateError(f"TLS cannot use them: {exc}") from exc
+    return cert_path, key_path
+
+
 def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     """TLS 1.2+ server context (RFC 8996 retired 1.0 and 1.1)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
