@@ -213,7 +213,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         unsubscribe()
         sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):  # the client may be gone
             await sender
     return ws
 

@@ -103,7 +103,8 @@ def _answers(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[playwright_sync.Browser]:
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses to run as root
+    # Chromium's sandbox refuses to run as root; containers often have a tiny /dev/shm
+    args = ["--disable-dev-shm-usage", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     with playwright_sync.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=args)
         yield b
