@@ -118,6 +118,8 @@ def openapi_document() -> dict[str, Any]:
             "put": {"summary": "Restore a configuration file (validated first; applied live)",
                     "requestBody": {"content": {"application/toml": {}}},
                     "responses": {"200": _json({"type": "object"}), **invalid, **bad}}},
+        "/api/v1/openapi.json": {"get": {"summary": "This document (public: no value of this device in it)",
+                                         "security": [], "responses": {"200": _json({"type": "object"})}}},
         "/api/v1/restart": {"post": {"summary": "Restart the gateway (re-reads the config file)",
                                      "responses": {"202": _json({"type": "object"}), **bad}}},
     }
