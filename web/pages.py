@@ -169,12 +169,18 @@ def _duration(since: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+PENDING = "new settings after this call"
+
+
 def status_row(p: dict[str, Any]) -> list[str]:
     reg = f'<span class="pill {esc(p["registration"])}">{esc(p["registration"])}</span>'
     if p["registration_error"]:
         reg += f'<small class="field-error">{esc(p["registration_error"])}</small>'
+    call = f'<span class="pill {esc(p["call"])}">{esc(p["call"])}</span>'
+    if p["pending_config"]:
+        call += f'<small class="help">{PENDING}</small>'
     return [str(p["port"]), esc(p["extension"] or "—"), reg,
-            esc(p["hook"] + "-hook"), f'<span class="pill {esc(p["call"])}">{esc(p["call"])}</span>',
+            esc(p["hook"] + "-hook"), call,
             esc(p["peer"] or ""), f'<span class="duration" data-since="{esc(p["connected_since"] or "")}">'
             f'{_duration(p["connected_since"])}</span>']
 

@@ -216,3 +216,24 @@ def test_openapi_is_generated_from_the_schema() -> None:
         "PBX" in schemas["SipConfig"]["properties"]["registrar"]["description"]
     assert "/api/v1/config/ports/{n}" in doc["paths"] and "/api/v1/config/sip" in doc["paths"]
     assert doc["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
+
+
+def test_a_busy_port_shows_its_settings_wait_for_the_call_to_end(tmp_path: Path) -> None:
+    async def check(s: Site) -> None:
+        board = s.gateway.board
+        assert isinstance(board, SimBoard)
+        board.phones[0].lift(board.now())
+        async with asyncio.timeout(5):
+            while s.gateway.port_status(0)["call"] != "dialtone":
+                await asyncio.sleep(0.02)
+        response = await s.client.put("/api/v1/config/ports/1", headers={"X-CSRF-Token": await s.csrf()},
+                                      json={"hotline": "102"})
+        assert (await response.json())["applied"]["deferred_ports"] == [1]
+        assert "new settings after this call" in await (await s.client.get("/")).text()
+        board.phones[0].hang_up(board.now())
+        async with asyncio.timeout(5):
+            while s.gateway.port_status(0)["pending_config"]:
+                await asyncio.sleep(0.02)
+        assert s.gateway.lines[0].hotline == "102"
+
+    run(tmp_path, check)

@@ -18,8 +18,11 @@
     if (p.registration_error) reg.append(text("small", p.registration_error, "field-error"));
     const duration = text("span", p.connected_since ? hookflash.duration(p.connected_since) : "", "duration");
     duration.dataset.since = p.connected_since || "";
+    const call = document.createElement("span");
+    call.append(text("span", p.call, `pill ${p.call}`));
+    if (p.pending_config) call.append(text("small", "new settings after this call", "help"));
     const cells = [text("span", p.port), text("span", p.extension || "—"), reg, text("span", `${p.hook}-hook`),
-                   text("span", p.call, `pill ${p.call}`), text("span", p.peer || ""), duration];
+                   call, text("span", p.peer || ""), duration];
     for (const cell of cells) {
       const td = document.createElement("td");
       td.append(cell);
