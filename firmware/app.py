@@ -251,7 +251,12 @@ class Gateway:
             self._reconfigure(port, sip_restart)
         self._deferred = (self._deferred | set(deferred)) - set(now_ports)
         if sip_restart:
-            await self._start_agent()
+            try:
+                await self._start_agent()
+            except OSError as exc:  # e.g. the new local port is taken: say so on the status page
+                _log.error("SIP cannot start with the new settings: %s", exc)
+                for port in self._sip_ports():
+                    self.registration[port] = ("failed", f"SIP cannot start: {exc}")
         _log.info("configuration applied: ports %s now, %s after their calls%s%s",
                   [p + 1 for p in now_ports] or "none", [p + 1 for p in deferred] or "none",
                   ", SIP agent restarted" if sip_restart else "",

@@ -192,9 +192,11 @@ async def status_page(request: web.Request) -> web.StreamResponse:
     rows = [status_row(p) for p in snap["ports"]]
     info = system_info(gw.started)
     temp = f"{info['temperature_c']:.1f} °C" if info["temperature_c"] is not None else "not available"
+    boot = _uptime(info["system_uptime_s"]) if info["system_uptime_s"] is not None else "not available"
     system = ('<dl class="facts" id="system"><dt>Version</dt><dd '
               f'data-key="version">{esc(info["version"])}</dd>'
-              f'<dt>Uptime</dt><dd data-key="uptime">{esc(_uptime(info["uptime_s"]))}</dd>'
+              f'<dt>Gateway running for</dt><dd data-key="uptime">{esc(_uptime(info["uptime_s"]))}</dd>'
+              f'<dt>System up for</dt><dd data-key="system_uptime">{esc(boot)}</dd>'
               f'<dt>CPU load (1/5/15 min)</dt><dd data-key="load">{esc(" / ".join(map(str, info["load"])))}'
               f' on {info["cpus"]} cores</dd><dt>Temperature</dt><dd data-key="temperature">{esc(temp)}</dd>'
               f'<dt>Backend</dt><dd>{esc(snap["backend"])}</dd><dt>PBX</dt><dd>{esc(snap["sip"])}</dd></dl>')

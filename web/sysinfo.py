@@ -28,8 +28,18 @@ def temperature_c(root: Path = THERMAL) -> float | None:
     return None
 
 
+def system_uptime(path: Path = Path("/proc/uptime")) -> float | None:
+    """Seconds since the machine booted (Linux), or None."""
+    try:
+        return float(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def system_info(started: float) -> dict[str, Any]:
+    """`uptime_s` counts since the gateway (re)started, `system_uptime_s` since the machine booted."""
     load = os.getloadavg()
     return {"version": version(), "uptime_s": round(time.time() - started, 1),
+            "system_uptime_s": system_uptime(),
             "load": [round(x, 2) for x in load], "cpus": os.cpu_count() or 1,
             "temperature_c": temperature_c()}

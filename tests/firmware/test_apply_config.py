@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,29 @@ def test_only_the_changed_port_re_registers_while_another_talks(tmp_path: Path,
             await gateway.stop()
 
     run(scenario, timeout=90)
+
+
+def test_sip_settings_that_cannot_start_are_reported_per_port(tmp_path: Path) -> None:
+    """A registrar added with a local SIP port someone else holds: the save still applies, and each
+    port says why it cannot register instead of the gateway failing."""
+    cfg = load_config(INTERCOM.format(data=tmp_path))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        await gateway.start()
+        await asyncio.sleep(0.1)  # let the media clock start: MediaClock.stop() before run() is lost
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+            taken.bind(("0.0.0.0", 0))
+            busy = taken.getsockname()[1]
+            try:
+                new = dataclasses.replace(cfg, sip=dataclasses.replace(cfg.sip, registrar="127.0.0.1:9",
+                                                                       local_port=busy))
+                applied = await gateway.apply_config(new)
+                assert applied.sip_restarted and gateway.agent is None
+                status = gateway.port_status(0)
+                assert status["registration"] == "failed"
+                assert "SIP cannot start" in status["registration_error"]
+            finally:
+                await gateway.stop()
+
+    run(scenario, timeout=30)

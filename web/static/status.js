@@ -57,8 +57,13 @@
     if (!response.ok) return;
     const s = (await response.json()).system;
     const set = (key, value) => { const el = document.querySelector(`#system [data-key="${key}"]`); if (el) el.textContent = value; };
-    const up = Math.floor(s.uptime_s);
-    set("uptime", `${Math.floor(up / 86400) ? Math.floor(up / 86400) + " days, " : ""}${new Date(up * 1000).toISOString().substr(11, 8)}`);
+    const since = (seconds) => {
+      const up = Math.floor(seconds);
+      const days = Math.floor(up / 86400);
+      return `${days ? `${days} day${days > 1 ? "s" : ""}, ` : ""}${new Date(up * 1000).toISOString().substring(11, 19)}`;
+    };
+    set("uptime", since(s.uptime_s));
+    if (s.system_uptime_s !== null) set("system_uptime", since(s.system_uptime_s));
     set("load", `${s.load.join(" / ")} on ${s.cpus} cores`);
     set("temperature", s.temperature_c === null ? "not available" : `${s.temperature_c.toFixed(1)} °C`);
   }
