@@ -120,6 +120,8 @@ async def setup(request: web.Request) -> web.StreamResponse:
         return _password_page(request, setup=True, error="The two passwords differ.", status=422)
     try:
         async with st.hashing:
+            if st.auth.has_password:  # another browser finished first while we waited
+                raise web.HTTPSeeOther("/login")
             await st.auth.set_password_async(password)
     except PasswordError as exc:
         return _password_page(request, setup=True, error=f"The password {exc}.", status=422)

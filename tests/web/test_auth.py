@@ -3,6 +3,7 @@ every route of the app (whatever module added it) refuses a request without cred
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import stat
@@ -196,3 +197,22 @@ def test_websocket_from_another_origin_is_refused(tmp_path: Path) -> None:
     run(tmp_path, check)
 
 
+
+
+def test_two_browsers_racing_through_setup_set_one_password(tmp_path: Path) -> None:
+    async def check(s: Site) -> None:
+        c = s.client
+        token = await pre_token(c, "/setup")
+
+        async def attempt(password: str) -> str:
+            data = {"csrf": token, "password": password, "confirm": password}
+            response = await c.post("/setup", data=data, allow_redirects=False)
+            assert response.status == 303
+            return response.headers["Location"]
+
+        first, second = await asyncio.gather(attempt("first password"), attempt("second password"))
+        assert sorted([first, second]) == ["/", "/login"]  # the later one did not overwrite it
+        winner = "first password" if first == "/" else "second password"
+        assert s.auth.check_password(winner)
+
+    run(tmp_path, check, logged_in=False)
