@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import itertools
 import time
 import tomllib
 from collections.abc import Iterable
@@ -17,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dsp.tones import country
+from dsp.tones import Tone, country
 from firmware.app import Applied
 from firmware.config import ConfigError, FieldError, parse_config
 from firmware.config.store import dumps, to_dict
@@ -227,10 +228,23 @@ def country_summary(code: str) -> str:
     c = country(code)
 
     def cadence(segments: Iterable[tuple[int, int]]) -> str:
-        return ", ".join(f"{on}/{off} ms" for on, off in segments) or "continuous"
+        runs = [(len(list(group)), pair) for pair, group in itertools.groupby(segments)]
+        return ", ".join(f"{n} × {on}/{off} ms" if n > 1 else f"{on}/{off} ms" for n, (on, off) in runs) \
+            or "continuous"
 
-    rows = [[esc(name.replace("_", " ")), esc(" + ".join(f"{p.freq_hz:g} Hz" for p in t.components)),
-             esc(cadence((s.on_ms, s.off_ms) for s in t.cadence))] for name, t in sorted(c.tones.items())]
+    def freqs(t: Tone) -> str:
+        parts = [t.components] if t.components else [s.components for s in (*t.intro, *t.cadence)]
+        chords = (" + ".join(f"{p.freq_hz:g} Hz" for p in part) for part in parts if part)
+        return ", ".join(dict.fromkeys(chords))
+
+    def timing(t: Tone) -> str:
+        steady = cadence((s.on_ms, s.off_ms) for s in t.cadence)
+        if t.intro:
+            return f"{cadence((s.on_ms, s.off_ms) for s in t.intro)}, then {steady}"
+        return steady if t.repeat else f"{steady}, once"
+
+    rows = [[esc(name.replace("_", " ")), esc(freqs(t)), esc(timing(t))]
+            for name, t in sorted(c.tones.items())]
     rings = [[esc(name), esc(cadence(r.segments))] for name, r in
              [("normal", c.ring), *sorted(c.distinctive_rings.items())]]
     return (f'<section><h2>{esc(c.name)} ({esc(c.code)}) on the line</h2><dl class="facts">'
