@@ -13,7 +13,7 @@ test: system-deps lint
 
 lint: venv
 	$(BIN)/ruff check $(SRC)
-	$(BIN)/mypy dsp hal firmware
+	$(BIN)/mypy dsp hal firmware web
 
 bench: system-deps venv
 	$(BIN)/python -m bench
