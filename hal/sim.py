@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.signal import firwin, lfilter
 
-from dsp.callerid import CAS_ACK_DIGITS, CallerId, decode_callerid, detect_alert
+from dsp.callerid import CAS_ACK_DIGITS, CallerId, decode_callerid, decode_dtmf_callerid, detect_alert
 from dsp.dtmf import generate_dtmf
 from dsp.level import power_dbm0
 from dsp.wav import read_wav
@@ -302,7 +302,9 @@ class VirtualPhone:
             self._cas_at, self._onhook_rx = None, []
 
     def _show(self, audio: Int16Array) -> None:
-        result = decode_callerid(audio, RATE)
+        """Display what the burst holds: FSK (Bell 202 or V.23), else DTMF caller ID (ETSI ES 200 778-1
+        annex B, sent before the first ring), as a phone that reads both does."""
+        result = decode_callerid(audio, RATE) or decode_dtmf_callerid(audio, RATE)
         if result is None or not result.valid:
             return
         self.callerid_log.append(result)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.signal import firwin, lfilter
 
-from dsp.callerid import generate_alert, generate_callerid, generate_vmwi
+from dsp.callerid import generate_alert, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.dtmf import detect_dtmf
 from dsp.level import power_dbm0
 from dsp.synth import to_int16, tone
@@ -115,6 +115,16 @@ def test_caller_id_display_decodes_what_the_line_sent(standard: str, mode: Alert
     assert shown is not None and shown.valid
     assert (shown.number, shown.name) == ("01632960123", "ALICE")
     assert shown.when is not None and (shown.when.hour, shown.when.minute) == (9, 5)
+
+
+def test_caller_id_display_reads_dtmf_caller_id_too() -> None:
+    """DTMF CLIP (ETSI ES 200 778-1 annex B): line reversal, digits, then the first ring."""
+    board = SimBoard(1)
+    burst = generate_dtmf_callerid("5550199")
+    board.lines[0].ring(country("US").ring, now=0.0, callerid=burst, mode=AlertMode.LINE_REVERSAL)
+    run(board, 3.0)
+    shown = board.phones[0].callerid
+    assert shown is not None and shown.valid and shown.number == "5550199"
 
 
 def test_message_waiting_lamp() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,12 +54,17 @@ async def serving(gateway: Gateway, *route_tables: web.RouteTableDef,
             await gateway.stop()
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+async def until(check: Callable[[], bool | Awaitable[bool]], timeout: float, what: str) -> None:
+    """Wait for `check` (plain or async) to hold, polling every 50 ms, at most `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not await check():
+    while not await _value(check()):
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         await asyncio.sleep(0.05)
+
+
+async def _value(result: bool | Awaitable[bool]) -> bool:
+    return await result if inspect.isawaitable(result) else bool(result)
 
 
 def sine(hz: float, seconds: float, rate: int = RATE, amplitude: float = 6000.0) -> npt.NDArray[np.float64]:
