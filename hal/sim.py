@@ -106,6 +106,8 @@ class VirtualPhone:
     _streamed: int = 0
     _stream_started: bool = False
     _stream_lock: threading.Lock = field(default_factory=threading.Lock)
+    _keypad: deque[tuple[float, float]] = field(default_factory=deque)
+    """(start, end) of keypad sending, during which the live stream is muted."""
     _onhook_rx: list[Int16Array] = field(default_factory=list)
     _quiet_s: float = 0.0
     _rings_seen: int = 0
@@ -140,10 +142,16 @@ class VirtualPhone:
 
     def dial_dtmf(self, digits: str, at: float, on_ms: float = 100.0, off_ms: float = 100.0,
                   level_dbm0: float = -10.0) -> float:
-        """Press keys: real DTMF tones into the mouthpiece; returns when the last tone ends."""
+        """Press keys: real DTMF tones into the mouthpiece; returns when the last tone ends.
+
+        Like a real telephone set, the keypad mutes the transmitter while it sends, so a live voice
+        stream (`stream`) cannot corrupt the digits; scheduled audio (`speak`) is not muted."""
         audio = generate_dtmf(digits, RATE, on_ms=on_ms, off_ms=off_ms, level_dbm0=level_dbm0)
         self.speak(audio, at)
-        return at + len(audio) / RATE
+        end = at + len(audio) / RATE
+        with self._stream_lock:
+            self._keypad.append((at, end))
+        return end
 
     def speak(self, audio: npt.ArrayLike, at: float) -> None:
         """Play int16 audio (8 kHz) into the mouthpiece once, starting at `at`."""
@@ -229,15 +237,19 @@ class VirtualPhone:
             lo, hi = max(offset, 0), min(len(item.audio), offset + FRAME)
             if hi > lo:
                 out[lo - offset:hi - offset] += item.audio[lo:hi]
-        out += self._next_streamed()
+        out += self._next_streamed(t)
         connected = self.offhook and self.feed is Feed.ACTIVE
         return np.clip(out, -32768, 32767).astype(np.int16) if connected else np.zeros(FRAME, np.int16)
 
-    def _next_streamed(self) -> npt.NDArray[np.int32]:
-        """One frame of the live stream (zeros while buffering or dry)."""
+    def _next_streamed(self, t: float) -> npt.NDArray[np.int32]:
+        """The live stream's frame at `t` (zeros while buffering, dry, or muted by the keypad)."""
         out = np.zeros(FRAME, np.int32)
         with self._stream_lock:
             self._take_streamed(out)
+            while self._keypad and self._keypad[0][1] <= t:
+                self._keypad.popleft()
+            if any(start < t + FRAME_S for start, _ in self._keypad):
+                out[:] = 0
         return out
 
     def _take_streamed(self, out: npt.NDArray[np.int32]) -> None:

@@ -82,9 +82,13 @@ function drawScope(canvas, s) {
   const W = canvas.clientWidth;
   const H = canvas.clientHeight;
   const half = Math.floor(H / 2);
-  diagFrame(ctx, 0, 0, W, half - 2, `waveform, ${s.samples / 8} ms · mouthpiece ${s.level_dbm0.uplink} dBm0 · earpiece ${s.level_dbm0.downlink} dBm0`);
-  diagLine(ctx, s.uplink, 0, 14, W, half - 18, -32768, 32767, UP_COLOUR);
-  diagLine(ctx, s.downlink, 0, 14, W, half - 18, -32768, 32767, DOWN_COLOUR);
+  // Autoscaled to the louder direction (never below ±1000, so silence stays flat).
+  let peak = 1000;
+  for (const v of s.uplink) peak = Math.max(peak, Math.abs(v));
+  for (const v of s.downlink) peak = Math.max(peak, Math.abs(v));
+  diagFrame(ctx, 0, 0, W, half - 2, `waveform ${s.samples / 8} ms, ±${peak} · mouthpiece ${s.level_dbm0.uplink} dBm0 · earpiece ${s.level_dbm0.downlink} dBm0`);
+  diagLine(ctx, s.uplink, 0, 14, W, half - 18, -peak, peak, UP_COLOUR);
+  diagLine(ctx, s.downlink, 0, 14, W, half - 18, -peak, peak, DOWN_COLOUR);
   diagFrame(ctx, 0, half + 2, W, H - half - 2, `spectrum 0–4000 Hz, ${DB_BOTTOM}…${DB_TOP} dBm0`);
   diagLine(ctx, s.spectrum.uplink_dbm0, 0, half + 16, W, H - half - 20, DB_BOTTOM, DB_TOP, UP_COLOUR);
   diagLine(ctx, s.spectrum.downlink_dbm0, 0, half + 16, W, H - half - 20, DB_BOTTOM, DB_TOP, DOWN_COLOUR);

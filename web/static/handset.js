@@ -75,6 +75,8 @@ function mountHandset(element, port, options = {}) {
     wrap.append(input, ` ${label}`);
     ui.mode.append(wrap);
   }
+  // A phone's 3 x 4 keypad (CSSOM styles, allowed under a strict Content-Security-Policy).
+  Object.assign(ui.keypad.style, { display: "grid", gridTemplateColumns: "repeat(3, 3em)", gap: "0.25em" });
   const keys = {};
   for (const d of "123456789*0#") {
     keys[d] = hfElement("button", { type: "button", "data-digit": d }, d);
