@@ -14,9 +14,14 @@ MAX_JSON_BYTES = 64 * 1024
 """A control request is a few fields; anything larger is refused before it is parsed."""
 
 
+class _TooLarge(web.HTTPClientError):
+    """413 with our JSON body (aiohttp's own class wants the sizes and writes its own text)."""
+
+    status_code = 413
+
+
 _ERRORS: dict[int, type[web.HTTPException]] = {
-    400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-    413: web.HTTPRequestEntityTooLarge, 503: web.HTTPServiceUnavailable,
+    400: web.HTTPBadRequest, 404: web.HTTPNotFound, 409: web.HTTPConflict, 413: _TooLarge,
 }
 
 

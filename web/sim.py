@@ -4,7 +4,7 @@
 real hardware, where there is no virtual phone to move):
 
     POST /api/v1/sim/ports/{n}/hook        {"offhook": true|false}
-    POST /api/v1/sim/ports/{n}/flash
+    POST /api/v1/sim/ports/{n}/flash       (a break in the middle of the configured flash window)
     POST /api/v1/sim/ports/{n}/dial        {"digits": "102", "method": "dtmf"|"pulse"}
     PUT  /api/v1/sim/ports/{n}/mouthpiece  a WAV body (any rate, mono or not), played once
     GET  /api/v1/sim/ports/{n}/earpiece?seconds=S   WAV of the last S seconds the phone heard
@@ -34,9 +34,6 @@ MAX_DIGITS = 32
 MAX_WAV_BYTES = 16 * 1024 * 1024
 """A mouthpiece WAV up to 16 MiB (over a minute of 48 kHz stereo 16-bit)."""
 MAX_SPEECH_S = 60.0
-FLASH_MS = 300.0
-"""A hook flash within every configurable flash window (hardware.flash_min_ms..flash_max_ms defaults
-100..700 ms; GR-506 puts a flash at 300..1100 ms)."""
 PULSE_PPS = 10.0
 """Rotary dial speed (10 pulses per second, 60 % break: the North American and European norm)."""
 
@@ -84,16 +81,18 @@ class SimControl:
         level, last = phone.hook_after_pending
         return level, max(board.now(), last or 0.0)
 
-    def hook(self, board: SimBoard, phone: VirtualPhone, offhook: bool) -> None:
+    def hook(self, board: SimBoard, phone: VirtualPhone, offhook: bool) -> float:
+        """Put the hook where asked after any pending hook action; the seconds until it moves."""
         level, at = self.hook_free(board, phone)
         if level == offhook:
-            return
+            return max(0.0, at - board.now())
         if offhook:
             phone.lift(at)
         else:
             phone.hang_up(at)
             self._keys_free.pop(phone.port, None)
             self._voice_free.pop(phone.port, None)
+        return at - board.now()
 
     def dial(self, board: SimBoard, phone: VirtualPhone, digits: str, method: str) -> float:
         """Dial after anything still going; returns the seconds until the last digit ends."""
@@ -138,8 +137,8 @@ def sim_routes(gateway: Gateway) -> web.RouteTableDef:
         offhook = body.get("offhook")
         if not isinstance(offhook, bool):
             fail(400, 'offhook must be true (lift the handset) or false (hang up)')
-        control.hook(board, phone, offhook)
-        return web.json_response(phone_status(phone))
+        in_s = control.hook(board, phone, offhook)
+        return web.json_response({"offhook": offhook, "in_s": round(in_s, 3)})
 
     @routes.post("/api/v1/sim/ports/{n}/flash")
     async def flash(request: web.Request) -> web.Response:
@@ -148,8 +147,10 @@ def sim_routes(gateway: Gateway) -> web.RouteTableDef:
         level, at = control.hook_free(board, phone)
         if not level:
             fail(409, f"phone {phone.port + 1} is on hook: a flash needs the handset lifted")
-        phone.flash(at, FLASH_MS)
-        return web.json_response({"flash_ms": FLASH_MS})
+        hw = gateway.config.hardware  # the middle of the configured flash window, whatever it is
+        ms = (hw.flash_min_ms + hw.flash_max_ms) / 2
+        phone.flash(at, ms)
+        return web.json_response({"flash_ms": ms, "in_s": round(at - board.now(), 3)})
 
     @routes.post("/api/v1/sim/ports/{n}/dial")
     async def dial(request: web.Request) -> web.Response:

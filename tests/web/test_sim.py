@@ -124,6 +124,10 @@ async def refusals(tmp_path: Path) -> None:
         await refused("PUT", "/api/v1/sim/ports/1/mouthpiece", 400, "must be a WAV file", data=b"RIFFjunk")
         await refused("PUT", "/api/v1/sim/ports/1/mouthpiece", 400, "at most 60 s",
                       data=wav_bytes(np.zeros(61 * 8000)))
+        await refused("POST", "/api/v1/sim/ports/1/dial", 413, "over 65536 bytes",
+                      json={"digits": "1" * 70000})
+        await refused("PUT", "/api/v1/sim/ports/1/mouthpiece", 413, "WAV body over",
+                      data=b"\0" * (16 * 1024 * 1024 + 1))
         for bad in ("0", "-1", "61", "abc"):
             await refused("GET", "/api/v1/sim/ports/1/earpiece", 400, "seconds must be",
                           params={"seconds": bad})
