@@ -1,7 +1,7 @@
 """The page panels in real Chromium (Playwright, Debian's chromium, a WAV file as the microphone):
 the virtual handset lifts port 1, dials 102 on its keypad as real DTMF, talks to phone 2 through
 WebRTC both ways and shows phone 2's caller ID; the scope and call graphs draw; the diagnostics form
-rings a port. Requests without the page's CSRF token are refused by the test app's stand-in check,
+rings a port; a second call is dialled in rotary mode. Requests without the page's CSRF token are refused by the test app's stand-in check,
 so the panels are shown to send it."""
 
 from __future__ import annotations
@@ -155,6 +155,18 @@ async def scenario(tmp_path: Path, artifacts: Path) -> None:
                 await diag.locator("output").filter(has_text="Ringing stopped").wait_for(timeout=5000)
                 assert not board.lines[0].ringing
                 await page.screenshot(path=str(artifacts / "panels-diagnostics.png"), full_page=True)
+
+                # A second call dialled on the rotary dial: pulses on the hook switch, not tones.
+                await asyncio.sleep(1.0)  # the ring test's on-hook data has ended
+                await h1.get_by_role("button", name="Lift").click()
+                await until(lambda: gateway.lines[0].state is State.DIALTONE, 15, "dial tone again")
+                await h1.get_by_label("Rotary (pulse)").check()
+                assert await h1.locator("[data-digit='*']").is_disabled(), "a rotary dial has no *"
+                for key in "102":
+                    await h1.locator(f"[data-digit='{key}']").click()
+                await until(lambda: two.ringing, 15, "phone 2 rings after rotary dialling")
+                await h1.get_by_role("button", name="Hang up").click()
+                await until(lambda: not board.lines[1].ringing, 5, "the caller gave up")
 
                 forged = await client.post(f"{base}/api/v1/sim/ports/1/hook", json={"offhook": True})
                 assert forged.status == 403, "the stand-in CSRF check is live: the panels passed it"

@@ -13,7 +13,13 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamError
 
 from firmware.line.port import State
@@ -86,7 +92,7 @@ class Speaker:
         return audio[-round(seconds * self.rate):]
 
 
-async def connect(client: Any, port: int, mic: MediaStreamTrack | None
+async def connect(client: Any, port: int, mic: MediaStreamTrack | None, codec: str | None = None
                   ) -> tuple[RTCPeerConnection, Speaker, dict[str, Any]]:
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     speaker = Speaker()
@@ -95,6 +101,9 @@ async def connect(client: Any, port: int, mic: MediaStreamTrack | None
         pc.addTrack(mic)
     else:
         pc.addTransceiver("audio", direction="recvonly")
+    if codec is not None:  # as a browser without Opus would offer
+        capabilities = RTCRtpSender.getCapabilities("audio").codecs
+        pc.getTransceivers()[0].setCodecPreferences([c for c in capabilities if c.mimeType == codec])
     await pc.setLocalDescription(await pc.createOffer())
     resp = await client.post(f"/api/v1/ports/{port}/handset",
                              json={"sdp": pc.localDescription.sdp, "type": "offer"})
@@ -104,16 +113,17 @@ async def connect(client: Any, port: int, mic: MediaStreamTrack | None
     return pc, speaker, answer
 
 
-async def talk(tmp_path: Path) -> None:
+async def talk(tmp_path: Path, codec: str | None) -> None:
     gateway = gateway_for(tmp_path)
     handsets = HandsetService(gateway)
     board = gateway.board
     assert isinstance(board, SimBoard)
     async with serving(gateway, sim_routes(gateway), handsets.routes) as client:
         mic = Microphone()
-        pc, speaker, answer = await connect(client, 1, mic)
+        pc, speaker, answer = await connect(client, 1, mic, codec)
         try:
             assert answer["mode"] == "talk"
+            assert (codec or "audio/opus").split("/")[1].lower() in answer["sdp"].lower()
 
             async def connected() -> bool:
                 return handsets.connections.get(0) == "connected" and pc.connectionState == "connected"
@@ -155,8 +165,9 @@ async def talk(tmp_path: Path) -> None:
         assert not board.phones[0]._taps, "the earpiece tap is gone with the connection"
 
 
-def test_browser_handset_talks_both_ways_on_the_simulator(tmp_path: Path) -> None:
-    asyncio.run(talk(tmp_path))
+@pytest.mark.parametrize("codec", [None, "audio/PCMU"], ids=["opus-48k", "pcmu-8k"])
+def test_browser_handset_talks_both_ways_on_the_simulator(tmp_path: Path, codec: str | None) -> None:
+    asyncio.run(talk(tmp_path, codec))
 
 
 async def bad_offers(tmp_path: Path) -> None:
