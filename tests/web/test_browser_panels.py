@@ -1,8 +1,8 @@
 """The page panels in real Chromium (Playwright, Debian's chromium, a WAV file as the microphone):
 the virtual handset lifts port 1, dials 102 on its keypad as real DTMF, talks to phone 2 through
 WebRTC both ways and shows phone 2's caller ID; the scope and call graphs draw; the diagnostics form
-rings a port; a second call is dialled in rotary mode. Requests without the page's CSRF token are refused by the test app's stand-in check,
-so the panels are shown to send it."""
+rings a port; a second call is dialled in rotary mode. Requests without the page's CSRF token are
+refused by the test app's stand-in check, so the panels are shown to send it."""
 
 from __future__ import annotations
 
