@@ -13,15 +13,17 @@ Time is the board's: `SimBoard(realtime=False)` (tests) advances 20 ms per `read
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import firwin, lfilter
 
-from dsp.callerid import CAS_ACK_DIGITS, CallerId, decode_callerid, detect_alert
+from dsp.callerid import CAS_ACK_DIGITS, CallerId, decode_callerid, decode_dtmf_callerid, detect_alert
 from dsp.dtmf import generate_dtmf
 from dsp.level import power_dbm0
 from dsp.wav import read_wav
@@ -35,6 +37,14 @@ ONHOOK_SILENCE_DBM0 = -50.0
 """On-hook audio quieter than this is line silence to the caller-ID receiver."""
 ONHOOK_DECODE_GAP_S = 0.2
 """The receiver decodes a burst once the line has been silent this long after it."""
+STREAM_PREBUFFER = 3 * FRAME
+"""A live mouthpiece stream (e.g. a browser microphone over WebRTC) starts playing once 60 ms are
+queued, so network jitter of a few frames does not starve the line frame by frame."""
+STREAM_MAX = 10 * FRAME
+"""Queued stream audio beyond 200 ms is dropped (oldest first): a producer running faster than the
+line's clock must not build up delay without bound."""
+
+EarpieceTap = Callable[[Int16Array], None]
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,13 @@ class VirtualPhone:
     _mouth: deque[_Scheduled] = field(default_factory=deque)
     _earpiece: deque[Int16Array] = field(default_factory=lambda: deque(
         maxlen=EARPIECE_SECONDS * RATE // FRAME))
+    _taps: list[EarpieceTap] = field(default_factory=list)
+    _stream: deque[Int16Array] = field(default_factory=deque)
+    _streamed: int = 0
+    _stream_started: bool = False
+    _stream_lock: threading.Lock = field(default_factory=threading.Lock)
+    _keypad: deque[tuple[float, float]] = field(default_factory=deque)
+    """(start, end) of keypad sending, during which the live stream is muted."""
     _onhook_rx: list[Int16Array] = field(default_factory=list)
     _quiet_s: float = 0.0
     _rings_seen: int = 0
@@ -125,10 +142,16 @@ class VirtualPhone:
 
     def dial_dtmf(self, digits: str, at: float, on_ms: float = 100.0, off_ms: float = 100.0,
                   level_dbm0: float = -10.0) -> float:
-        """Press keys: real DTMF tones into the mouthpiece; returns when the last tone ends."""
+        """Press keys: real DTMF tones into the mouthpiece; returns when the last tone ends.
+
+        Like a real telephone set, the keypad mutes the transmitter while it sends, so a live voice
+        stream (`stream`) cannot corrupt the digits; scheduled audio (`speak`) is not muted."""
         audio = generate_dtmf(digits, RATE, on_ms=on_ms, off_ms=off_ms, level_dbm0=level_dbm0)
         self.speak(audio, at)
-        return at + len(audio) / RATE
+        end = at + len(audio) / RATE
+        with self._stream_lock:
+            self._keypad.append((at, end))
+        return end
 
     def speak(self, audio: npt.ArrayLike, at: float) -> None:
         """Play int16 audio (8 kHz) into the mouthpiece once, starting at `at`."""
@@ -136,6 +159,39 @@ class VirtualPhone:
 
     def speak_wav(self, path: str, at: float) -> None:
         self.speak(read_wav(path), at)
+
+    def stream(self, audio: npt.ArrayLike) -> None:
+        """Queue live int16 audio (8 kHz) for the mouthpiece, played on the line's clock as it comes.
+
+        Unlike `speak` nothing is scheduled at a time: the producer (a microphone) runs on its own
+        clock, so the queue starts playing after `STREAM_PREBUFFER`, drops the oldest audio beyond
+        `STREAM_MAX`, and re-buffers after running dry (an underrun is heard as silence, as on a
+        real network phone). Thread-safe against `SimBoard.read`, which runs in the media thread.
+        """
+        chunk = np.asarray(audio, dtype=np.int16).ravel()
+        with self._stream_lock:
+            if chunk.size:
+                self._stream.append(chunk.copy())
+                self._streamed += chunk.size
+            while self._streamed > STREAM_MAX and len(self._stream) > 1:
+                self._streamed -= len(self._stream.popleft())
+
+    def add_earpiece_tap(self, tap: EarpieceTap) -> None:
+        """Call `tap(frame)` with every 20 ms frame the earpiece plays (silence while on hook)."""
+        self._taps.append(tap)
+
+    def remove_earpiece_tap(self, tap: EarpieceTap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+
+    @property
+    def hook_after_pending(self) -> tuple[bool, float | None]:
+        """Where the hook switch will be once every scheduled action (a pulse train, a flash) is
+        done, and when the last of them happens (None when nothing is pending)."""
+        if self._edges:
+            at, level = self._edges[-1]
+            return level, at
+        return self.offhook, None
 
     # -- what a person perceives ----------------------------------------------------------------
     @property
@@ -181,8 +237,39 @@ class VirtualPhone:
             lo, hi = max(offset, 0), min(len(item.audio), offset + FRAME)
             if hi > lo:
                 out[lo - offset:hi - offset] += item.audio[lo:hi]
+        out += self._next_streamed(t)
         connected = self.offhook and self.feed is Feed.ACTIVE
         return np.clip(out, -32768, 32767).astype(np.int16) if connected else np.zeros(FRAME, np.int16)
+
+    def _next_streamed(self, t: float) -> npt.NDArray[np.int32]:
+        """The live stream's frame at `t` (zeros while buffering, dry, or muted by the keypad)."""
+        out = np.zeros(FRAME, np.int32)
+        with self._stream_lock:
+            self._take_streamed(out)
+            while self._keypad and self._keypad[0][1] <= t:
+                self._keypad.popleft()
+            if any(start < t + FRAME_S for start, _ in self._keypad):
+                out[:] = 0
+        return out
+
+    def _take_streamed(self, out: npt.NDArray[np.int32]) -> None:
+        if not self._stream_started:
+            if self._streamed < STREAM_PREBUFFER:
+                return
+            self._stream_started = True
+        filled = 0
+        while filled < FRAME and self._stream:
+            chunk = self._stream[0]
+            take = min(FRAME - filled, len(chunk))
+            out[filled:filled + take] = chunk[:take]
+            filled += take
+            self._streamed -= take
+            if take == len(chunk):
+                self._stream.popleft()
+            else:
+                self._stream[0] = chunk[take:]
+        if filled < FRAME:
+            self._stream_started = False
 
     def _ringer(self, on: bool, at: float) -> None:
         if on and not self.ringing:
@@ -192,7 +279,10 @@ class VirtualPhone:
 
     def _hear(self, frame: Int16Array, t: float) -> None:
         connected = self.offhook and self.feed is Feed.ACTIVE
-        self._earpiece.append(frame.copy() if connected else np.zeros(FRAME, np.int16))
+        heard = frame.copy() if connected else np.zeros(FRAME, np.int16)
+        self._earpiece.append(heard)
+        for tap in list(self._taps):
+            tap(heard)
         if not connected:
             self._receive_onhook(frame)
         else:
@@ -224,7 +314,9 @@ class VirtualPhone:
             self._cas_at, self._onhook_rx = None, []
 
     def _show(self, audio: Int16Array) -> None:
-        result = decode_callerid(audio, RATE)
+        """Display what the burst holds: FSK (Bell 202 or V.23), else DTMF caller ID (ETSI ES 200 778-1
+        annex B, sent before the first ring), as a phone that reads both does."""
+        result = decode_callerid(audio, RATE) or decode_dtmf_callerid(audio, RATE)
         if result is None or not result.valid:
             return
         self.callerid_log.append(result)

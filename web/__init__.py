@@ -1,1 +1,1 @@
-"""The onboard web page and REST API (aiohttp on the gateway's loop); see web/server.py."""
+"""The onboard web page, its REST API under /api/v1 and the virtual handset; see web/server.py."""

@@ -12,8 +12,8 @@ from web.configedit import form_value
 from web.fields import MASK, Field
 
 NAV = [("/", "Status"), ("/ports", "Ports"), ("/sip", "SIP server"), ("/regional", "Regional"),
-       ("/history", "Call history"), ("/system", "System")]
-"""The navigation bar; an optional module (e.g. diagnostics) adds its entry here."""
+       ("/history", "Call history"), ("/diagnostics", "Diagnostics"), ("/system", "System")]
+"""The navigation bar."""
 
 LABELS = {"callerid": "Caller ID standard", "auth_user": "Authentication user", "dns_servers": "DNS servers",
           "tls_ca_file": "TLS CA file", "tls_verify": "Verify the server's TLS certificate",

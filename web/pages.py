@@ -435,6 +435,29 @@ async def ports_import(request: web.Request) -> web.StreamResponse:
 
 # -- call history --------------------------------------------------------------------------------------
 
+@routes.get("/diagnostics")
+async def diagnostics_page(request: web.Request) -> web.StreamResponse:
+    """One port at a time (`?port=N`): the virtual handset, the line scope, the call-quality graphs
+    and the ring/tone/DTMF tests (panels in web/static/handset.js and diagnostics.js)."""
+    ports = state(request).gateway.board.ports
+    try:
+        n = int(request.query.get("port", "1"))
+    except ValueError:
+        n = 0
+    if not 1 <= n <= ports:
+        raise web.HTTPNotFound(text=f"no port {request.query.get('port')!r}: this board has ports 1-{ports}")
+    picker = "".join(f'<a href="/diagnostics?port={i}"{" class=active" if i == n else ""}>Port {i}</a>'
+                     for i in range(1, ports + 1))
+    body = (f'<nav class="tabs" aria-label="Port">{picker}</nav>'
+            f'<div class="panels"><section><h2>Handset</h2><div id="handset" data-handset-port="{n}"></div>'
+            f'</section><section><h2>Tests</h2><div id="tests" data-diagnostics-port="{n}"></div></section>'
+            f'<section class="wide"><h2>Line audio</h2><canvas id="scope" class="graph" '
+            f'data-scope-port="{n}"></canvas></section><section class="wide"><h2>Call quality</h2>'
+            f'<canvas id="callstats" class="graph" data-callstats-port="{n}"></canvas></section></div>')
+    return _html(page(f"Diagnostics · port {n}", body, csrf=_csrf(request), active="/diagnostics",
+                      scripts=["app.js", "handset.js", "diagnostics.js"]))
+
+
 @routes.get("/history")
 async def history_page(request: web.Request) -> web.StreamResponse:
     st = state(request)

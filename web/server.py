@@ -12,8 +12,8 @@ package or an optional module, cannot forget it):
   field `csrf` or header `X-CSRF-Token`), else 403; Bearer requests carry no ambient authority and
   need none. A WebSocket must come from our own origin (cross-site WebSocket hijacking).
 
-Optional modules (simulator control, the WebRTC handset, diagnostics) mount their RouteTableDefs
-with one line each in `extension_routes`; they inherit all of the above.
+Simulator control, the WebRTC handset and diagnostics (`_Panels`) mount their RouteTableDefs here
+too, so they inherit all of the above.
 """
 
 from __future__ import annotations
@@ -75,11 +75,25 @@ def state(request: web.Request) -> WebState:
     return request.app[STATE]
 
 
-def extension_routes(gateway: Gateway) -> list[web.RouteTableDef]:
-    """Route tables of the optional web modules, all behind `security_middleware`. Mount each with
-    one line here, e.g. `routes.append(sim_routes(gateway))`."""
-    routes: list[web.RouteTableDef] = []
-    return routes
+class _Panels:
+    """The diagnostics and handset services and the simulator routes, mounted behind
+    `security_middleware`; the services hold peer connections and pipeline taps, closed on cleanup."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        from web.diagnostics import DiagnosticsService
+        from web.handset import HandsetService
+        from web.sim import sim_routes
+
+        self.handsets = HandsetService(gateway)
+        self.diagnostics = DiagnosticsService(gateway)
+        self.routes = [sim_routes(gateway), self.handsets.routes, self.diagnostics.routes]
+
+    async def close(self) -> None:
+        await self.handsets.close()
+        await self.diagnostics.close()
+
+
+PANELS = web.AppKey("panels", _Panels)
 
 
 def _unauthorized(request: web.Request, why: str) -> web.StreamResponse:
@@ -197,7 +211,8 @@ def create_app(gateway: Gateway, store: ConfigStore, *, auth: AuthStore | None =
     app[api.SOCKETS] = weakref.WeakSet()
     app.add_routes(pages.routes)
     app.add_routes(api.routes)
-    for table in [*extension_routes(gateway), *extra_routes]:
+    app[PANELS] = _Panels(gateway)
+    for table in [*app[PANELS].routes, *extra_routes]:
         app.add_routes(table)
     app.router.add_static("/static/", STATIC)
     app.on_cleanup.append(_close)
@@ -212,6 +227,7 @@ async def _close(app: web.Application) -> None:
     from web.api import close_sockets
 
     await close_sockets(app)
+    await app[PANELS].close()
     app[STATE].auth.close()
 
 

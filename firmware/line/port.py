@@ -185,6 +185,12 @@ class PortLine:
     _lamp: bool = False
     """What the phone's message-waiting lamp was last told."""
 
+    @property
+    def tone(self) -> str | None:
+        """The call-progress tone call control is playing, if any (a diagnostic test tone that
+        borrows the line restores it)."""
+        return self._tone
+
     # -- inputs: the phone ----------------------------------------------------------------------
     def hook(self, event: HookEvent, now: float) -> list[Action]:
         if event.kind is HookKind.ON_HOOK:

@@ -12,6 +12,7 @@ The pipeline is sans-IO: `tick(frames, now)` returns the earpiece frames and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -58,6 +59,11 @@ class TickResult:
     fax: list[FaxEvent]
 
 
+Tap = Callable[[Int16Array, TickResult], None]
+"""An observer of every tick: (mouthpiece audio after echo cancellation [ports, 160], the tick's result
+with the earpiece frames). Called on the loop, after the tick; it must be quick and copy what it keeps."""
+
+
 class Pipeline:
     """Media processing for `ports` ports; `attach` a `MediaSession` when a port's call has media."""
 
@@ -81,6 +87,15 @@ class Pipeline:
         self._active: list[tuple[int, MediaSession]] = []
         self._groups: list[tuple[npt.NDArray[np.int64], bool]] = []
         """(ports, is A-law) per codec among ports in a call."""
+        self._taps: list[Tap] = []
+
+    # -- observers (the web page's scope, listen-only handset, DTMF test) ------------------------
+    def add_tap(self, tap: Tap) -> None:
+        self._taps.append(tap)
+
+    def remove_tap(self, tap: Tap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
 
     # -- call control ---------------------------------------------------------------------------
     def attach(self, port: int, session: MediaSession) -> None:
@@ -170,7 +185,10 @@ class Pipeline:
         self.levels.update(both)
         fax = self._fax(both)
         self._samples += FRAME
-        return TickResult(self._far, datagrams, dtmf, fax)
+        result = TickResult(self._far, datagrams, dtmf, fax)
+        for tap in self._taps:
+            tap(near, result)
+        return result
 
     def _relay_digits(self, events: list[DtmfEvent], near: Int16Array) -> None:
         """Hand each port's digit events to its session, on the session's timeline."""

@@ -207,6 +207,12 @@ class MediaSession:
         return self._jitter
 
     @property
+    def jitter_ms(self) -> float:
+        """The received stream's interarrival jitter now (RFC 3550 A.8 estimate; 0 before any packet)."""
+        source = self._rtcp.source
+        return 0.0 if source is None else source.jitter_ms
+
+    @property
     def remote(self) -> Address:
         """Where our RTP goes: the SDP address until the peer's packets latch it (RFC 4961)."""
         return self._receiver.remote

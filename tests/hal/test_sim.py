@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.signal import firwin, lfilter
 
-from dsp.callerid import generate_alert, generate_callerid, generate_vmwi
+from dsp.callerid import generate_alert, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.dtmf import detect_dtmf
 from dsp.level import power_dbm0
 from dsp.synth import to_int16, tone
@@ -117,6 +117,16 @@ def test_caller_id_display_decodes_what_the_line_sent(standard: str, mode: Alert
     assert shown.when is not None and (shown.when.hour, shown.when.minute) == (9, 5)
 
 
+def test_caller_id_display_reads_dtmf_caller_id_too() -> None:
+    """DTMF CLIP (ETSI ES 200 778-1 annex B): line reversal, digits, then the first ring."""
+    board = SimBoard(1)
+    burst = generate_dtmf_callerid("5550199")
+    board.lines[0].ring(country("US").ring, now=0.0, callerid=burst, mode=AlertMode.LINE_REVERSAL)
+    run(board, 3.0)
+    shown = board.phones[0].callerid
+    assert shown is not None and shown.valid and shown.number == "5550199"
+
+
 def test_message_waiting_lamp() -> None:
     board = SimBoard(1)
     phone = board.phones[0]
@@ -184,3 +194,37 @@ def test_realtime_board_paces_reads_by_the_wall_clock() -> None:
 def test_rotary_dial_refuses_letters() -> None:
     with pytest.raises(ValueError, match="0-9"):
         SimBoard(1).phones[0].dial_pulse("12#", at=0.0)
+
+
+def test_a_live_stream_plays_on_the_line_clock_after_a_prebuffer() -> None:
+    """`stream` (a browser microphone): starts after 60 ms queued, plays in order without gaps,
+    re-buffers after running dry, and drops the oldest audio beyond 200 ms."""
+    board = SimBoard(1, echo=None)
+    phone = board.phones[0]
+    phone.lift(0.0)
+    run(board, 0.1)
+    ramp = np.arange(1, 2 * FRAME + 1, dtype=np.int16)
+    phone.stream(ramp)  # 40 ms: below the prebuffer
+    _, heard = run(board, 0.04)
+    assert not heard.any()
+    phone.stream(ramp + 1000)  # 80 ms queued: starts
+    _, heard = run(board, 0.1)
+    assert np.array_equal(heard[0, :4 * FRAME], np.concatenate([ramp, ramp + 1000]))
+    assert not heard[0, 4 * FRAME:].any(), "dry: silence, not a repeat"
+    for k in range(20):  # 400 ms pushed at once: only the newest 200 ms are kept
+        phone.stream(np.full(FRAME, k + 1, np.int16))
+    _, heard = run(board, 0.2)
+    assert heard[0, ::FRAME].tolist() == list(range(11, 21))
+
+
+def test_earpiece_taps_get_every_frame_heard() -> None:
+    board = SimBoard(1, echo=None)
+    frames: list[np.ndarray] = []
+    board.phones[0].add_earpiece_tap(frames.append)
+    board.phones[0].lift(0.0)
+    play = np.tile(np.arange(FRAME, dtype=np.int16), (1, 10))
+    run(board, 0.2, play)
+    assert len(frames) == 10 and np.array_equal(frames[-1], np.arange(FRAME))
+    board.phones[0].remove_earpiece_tap(frames.append)
+    run(board, 0.1, play[:, :5 * FRAME])
+    assert len(frames) == 10

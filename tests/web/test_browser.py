@@ -176,7 +176,8 @@ def test_first_run_then_a_port_registered_from_the_pages_alone(browser: playwrig
     assert kamailio.is_registered("201")
     shot(page, "status-registered")
 
-    for name, path in (("regional", "/regional"), ("history", "/history"), ("system", "/system")):
+    for name, path in (("regional", "/regional"), ("history", "/history"), ("diagnostics", "/diagnostics"),
+                       ("system", "/system")):
         page.goto(gateway.url + path)
         expect(page.locator("h1")).to_be_visible()
         shot(page, name)
