@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import cmath
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +48,9 @@ from dsp.synth import to_int16
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 Int16Array = npt.NDArray[np.int16]
+Float32Array = npt.NDArray[np.float32]
+ComplexArray = npt.NDArray[np.complexfloating[Any, Any]]
+RealArray = npt.NDArray[np.floating[Any]]
 
 MAX_TAIL_MS = 128.0
 GEIGEL_THRESHOLD = 0.5
@@ -119,16 +123,22 @@ class EchoCanceller:
         self._hangover = max(1, round(DOUBLE_TALK_HANGOVER_S * blocks_per_s))
         # One partition's E|X|^2 for white noise at REGULARISE_DBM0 (2B x its variance).
         self._reg = 2 * b * _dbm0_power(REGULARISE_DBM0)
-        self._alternate = np.where(np.arange(bins) % 2 == 0, 1.0, -1.0)
-        self._far_active = b * _dbm0_power(FAR_ACTIVE_DBM0)
+        self._far_active = (self._parts + 1) * b * _dbm0_power(FAR_ACTIVE_DBM0)
+        """Rin energy over the tail's blocks above which the far end is active (their mean level)."""
 
-        self._x_prev = np.zeros((ports, b))
-        self._X = np.zeros((ports, self._parts, bins), dtype=np.complex128)
-        self._W = np.zeros((ports, 2, self._parts, bins), dtype=np.complex128)
+        self._xx = np.zeros((ports, 2 * b), dtype=np.float32)
+        """Rin's FFT window: the previous block, then the current one."""
+        self._eb = np.zeros((ports, 2 * b), dtype=np.float32)
+        """The background error's FFT window: B zeros, then the error."""
+        self._X = np.zeros((ports, self._parts, bins), dtype=np.complex64)
+        self._xpow = np.zeros((ports, self._parts, bins), dtype=np.float32)
+        """|X|^2 per partition (0 = newest), summed over partitions for the per-bin step."""
+        self._W = np.zeros((ports, 2, self._parts, bins), dtype=np.complex64)
         """Foreground (0, makes the output) and background (1, adapts) filters."""
         self._peaks = np.zeros((ports, self._parts + 1))
         self._powers = np.zeros((ports, self._parts + 1))
-        """Rin peak and energy of each block over the tail (0 = newest)."""
+        """Rin peak and energy of each block over the tail, a ring (`_slot` is the next to write)."""
+        self._slot = 0
         self._dt_left = np.zeros(ports, dtype=np.int64)
         self._pe = np.zeros((ports, 2))
         """Smoothed error energy of the foreground and background filters."""
@@ -165,57 +175,66 @@ class EchoCanceller:
 
         `n` must be a multiple of the block size; the result is Sout, int16 [ports, n].
         """
-        x = np.asarray(far_end, dtype=np.float64)
-        d = np.asarray(near_end, dtype=np.float64)
-        if x.shape != d.shape or x.ndim != 2 or x.shape[0] != self.ports:
+        far, near = np.asarray(far_end), np.asarray(near_end)
+        if far.shape != near.shape or far.ndim != 2 or far.shape[0] != self.ports:
             raise ValueError(f"echo canceller: want far_end and near_end of shape [{self.ports}, n], "
-                             f"got {x.shape} and {d.shape}")
-        if x.shape[1] % self.block:
-            raise ValueError(f"echo canceller: n = {x.shape[1]} is not a multiple of {self.block}")
-        out = np.empty_like(d)
-        for start in range(0, x.shape[1], self.block):
+                             f"got {far.shape} and {near.shape}")
+        n = far.shape[1]
+        if n % self.block:
+            raise ValueError(f"echo canceller: n = {n} is not a multiple of {self.block}")
+        xd = np.array([far, near], dtype=np.float64)  # [Rin, Sin] in one conversion
+        if n == self.block:
+            return to_int16(self._block(xd))
+        out = np.empty((self.ports, n))
+        for start in range(0, n, self.block):
             sl = slice(start, start + self.block)
-            out[:, sl] = self._block(x[:, sl], d[:, sl])
+            out[:, sl] = self._block(xd[:, :, sl])
         return to_int16(out)
 
-    def _block(self, x: FloatArray, d: FloatArray) -> FloatArray:
+    def _block(self, xd: FloatArray) -> FloatArray:
+        """One block of [Rin, Sin] ([2, ports, B]); returns Sout (float)."""
         b = self.block
-        X0 = np.fft.rfft(np.concatenate([self._x_prev, x], axis=1), axis=1)
-        self._x_prev = x
+        x, d = xd
+        power = np.einsum("spn,spn->sp", xd, xd)
+        slot = self._slot
+        self._slot = (slot + 1) % (self._parts + 1)
+        self._powers[:, slot] = power[0]
+        tail_energy = self._powers.sum(axis=1)
+        # Ports whose Rin was all zero over the tail have X = 0, so their echo estimate is exactly
+        # zero and their gradient too: the FFTs run only for the others ("live"), all at once.
+        live = tail_energy > 0.0
+        self._xx[:, b:] = x
+        X0 = np.fft.rfft(self._xx, axis=1)
+        self._xx[:, :b] = x
         self._X[:, 1:] = self._X[:, :-1]
         self._X[:, 0] = X0
-        # Foreground and background echo estimates in one product and one inverse FFT.
-        y = np.fft.irfft(np.sum(self._X[:, None] * self._W, axis=2), axis=2)[:, :, b:]
+        self._xpow[:, 1:] = self._xpow[:, :-1]
+        self._xpow[:, 0] = X0.real ** 2 + X0.imag ** 2
+        y = self._estimate(live)
         e = d[:, None, :] - y
         pe = np.einsum("pjn,pjn->pj", e, e)
         e_fg, e_bg = e[:, 0], e[:, 1]
 
         # Geigel double-talk detector over the tail (plus this block), with hangover; see the module
         # docstring for why it looks at the smaller of Sin and Sout.
-        xd = np.stack([x, d])
-        peak = np.max(np.abs(xd), axis=2)
-        self._peaks[:, 1:] = self._peaks[:, :-1]
-        self._peaks[:, 0] = peak[0]
-        near_peak = np.minimum(peak[1], np.max(np.abs(e_fg), axis=1))
-        geigel = near_peak > GEIGEL_THRESHOLD * np.max(self._peaks, axis=1)
+        peak = np.abs(xd).max(axis=2)
+        self._peaks[:, slot] = peak[0]
+        near_peak = np.minimum(peak[1], np.abs(e_fg).max(axis=1))
+        geigel = near_peak > GEIGEL_THRESHOLD * self._peaks.max(axis=1)
         self._dt_left = np.where(geigel, self._hangover, np.maximum(self._dt_left - 1, 0))
         dt = self._dt_left > 0
 
-        power = np.einsum("spn,spn->sp", xd, xd)
-        self._powers[:, 1:] = self._powers[:, :-1]
-        self._powers[:, 0] = power[0]
-        far = np.mean(self._powers, axis=1) > self._far_active
+        far = tail_energy > self._far_active
         bypass = self._tone_disabler(xd, power) | self._forced
         adapt = far & ~dt & ~bypass
 
-        # Background filter: normalised, constrained frequency-domain gradient step.
-        if adapt.any():
-            tail_pow = np.sum(self._X.real**2 + self._X.imag**2, axis=1)
-            # Spectrum of [zeros(B), e]: that of e zero-padded, times (-1)^m for the B-sample delay.
-            scale = self._alternate * np.where(adapt, STEP, 0.0)[:, None] / (tail_pow + self._reg)
-            E = np.fft.rfft(e_bg, n=2 * b, axis=1) * scale
-            g = np.fft.irfft(np.conj(self._X) * E[:, None, :], axis=2)
-            self._W[:, 1] += np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)  # gradient constraint
+        # Background filter: normalised, constrained frequency-domain gradient step, for the ports
+        # that adapt this block only.
+        if adapt.all():
+            self._W[:, 1] += self._gradient(self._X, self._xpow, e_bg)
+        elif adapt.any():
+            rows = np.flatnonzero(adapt)
+            self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e_bg[rows])
 
         # Two-path control: promote a better background; drop a foreground that adds echo.
         self._pe = self._a_path * self._pe + (1.0 - self._a_path) * pe
@@ -249,7 +268,32 @@ class EchoCanceller:
                 noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
                 out = np.where(suppress[:, None], noise, out)
         self._t0 = (self._t0 + b) % self.sample_rate  # 2100 Hz makes whole cycles in a second
-        return np.where(bypass[:, None], d, out)
+        return np.asarray(np.where(bypass[:, None], d, out), dtype=np.float64)
+
+    def _gradient(self, X: ComplexArray, xpow: Float32Array, e: FloatArray) -> ComplexArray:
+        """The background filter's step for these ports: per-bin normalised (NLMS), constrained to
+        the first B taps of each partition (so the partitions stay one linear convolution)."""
+        b = self.block
+        n = e.shape[0]
+        eb = self._eb[:n]
+        eb[:, b:] = e  # [zeros(B), e]: the error lines up with the second half of X's window
+        E = np.fft.rfft(eb, axis=1)
+        E *= STEP / (xpow.sum(axis=1) + self._reg)
+        g = np.fft.irfft(np.conj(X) * E[:, None, :], axis=2)
+        return np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)
+
+    def _estimate(self, live: BoolArray) -> RealArray:
+        """Foreground and background echo estimates [ports, 2, B] in one product and one inverse FFT,
+        computed for the live ports only (the others' are exactly zero)."""
+        b = self.block
+        if live.all():
+            return np.fft.irfft(np.sum(self._X[:, None] * self._W, axis=2), axis=2)[:, :, b:]
+        y = np.zeros((self.ports, 2, b), dtype=np.float32)
+        if live.any():
+            rows = np.flatnonzero(live)
+            X, W = self._X[rows], self._W[rows]
+            y[rows] = np.fft.irfft(np.sum(X[:, None] * W, axis=2), axis=2)[:, :, b:]
+        return y
 
     def _tone_disabler(self, xd: FloatArray, power: FloatArray) -> BoolArray:
         """G.165 tone disabler on [Rin, Sin] (`xd`, with their energies); returns the ports it bypasses."""
@@ -287,8 +331,8 @@ class EchoCanceller:
 
     def reset(self, port: int) -> None:
         """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
-        for arr in (self._W, self._X, self._x_prev, self._peaks, self._powers, self._dt_left, self._pe,
-                    self._pd, self._erle):
+        for arr in (self._W, self._X, self._xpow, self._xx, self._peaks, self._powers, self._dt_left,
+                    self._pe, self._pd, self._erle):
             arr[port] = 0.0
         self._noise[port] = np.inf
 
