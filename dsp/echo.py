@@ -141,7 +141,10 @@ class EchoCanceller:
         self._slot = 0
         self._dt_left = np.zeros(ports, dtype=np.int64)
         self._pe = np.zeros((ports, 2))
-        """Smoothed error energy of the foreground and background filters."""
+        """Smoothed error energy of the foreground and background filters over the blocks the
+        background adapts on (the two-path comparison)."""
+        self._pfg = np.zeros(ports)
+        """Smoothed foreground error energy over every block (against Sin's, for the G.168 test 5 check)."""
         self._pd = np.zeros(ports)
         """Smoothed Sin energy, on the same time scale."""
         self._erle = np.zeros((ports, 2))
@@ -210,10 +213,9 @@ class EchoCanceller:
         self._X[:, 0] = X0
         self._xpow[:, 1:] = self._xpow[:, :-1]
         self._xpow[:, 0] = X0.real ** 2 + X0.imag ** 2
-        y = self._estimate(live)
-        e = d[:, None, :] - y
-        pe = np.einsum("pjn,pjn->pj", e, e)
-        e_fg, e_bg = e[:, 0], e[:, 1]
+        y = self._estimate(live, 0)
+        e_fg = d - y
+        pe_fg = np.einsum("pn,pn->p", e_fg, e_fg)
 
         # Geigel double-talk detector over the tail (plus this block), with hangover; see the module
         # docstring for why it looks at the smaller of Sin and Sout.
@@ -228,41 +230,46 @@ class EchoCanceller:
         bypass = self._tone_disabler(xd, power) | self._forced
         adapt = far & ~dt & ~bypass
 
-        # Background filter: normalised, constrained frequency-domain gradient step, for the ports
-        # that adapt this block only.
-        if adapt.all():
-            self._W[:, 1] += self._gradient(self._X, self._xpow, e_bg)
-        elif adapt.any():
-            rows = np.flatnonzero(adapt)
-            self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e_bg[rows])
-
-        # Two-path control: promote a better background; drop a foreground that adds echo.
-        self._pe = self._a_path * self._pe + (1.0 - self._a_path) * pe
-        copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
-        if copy.any():
-            self._W[copy, 0] = self._W[copy, 1]
-            self._pe[copy, 0] = self._pe[copy, 1]
+        # Background filter, for the ports that adapt this block only: its echo estimate and error,
+        # then a normalised, constrained frequency-domain gradient step.
+        if adapt.any():
+            e_bg = d - self._estimate(adapt, 1)
+            pe_bg = np.einsum("pn,pn->p", e_bg, e_bg)
+            if adapt.all():
+                self._W[:, 1] += self._gradient(self._X, self._xpow, e_bg)
+            else:
+                rows = np.flatnonzero(adapt)
+                self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e_bg[rows])
+            # Two-path control: the two filters' errors are compared over the blocks the background
+            # adapts on (double talk and silence excluded), and a clearly better background is copied.
+            a = np.where(adapt, self._a_path, 1.0)
+            self._pe[:, 0] = a * self._pe[:, 0] + (1.0 - a) * pe_fg
+            self._pe[:, 1] = a * self._pe[:, 1] + (1.0 - a) * pe_bg
+            copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
+            if copy.any():
+                self._W[copy, 0] = self._W[copy, 1]
+                self._pe[copy, 0] = self._pe[copy, 1]
         # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
         # G.168 test 5), so the zero filter beats it; restart the foreground from there.
+        self._pfg = self._a_path * self._pfg + (1.0 - self._a_path) * pe_fg
         self._pd = self._a_path * self._pd + (1.0 - self._a_path) * power[1]
-        adds = self._pe[:, 0] > ADDING_RATIO * self._pd
+        adds = self._pfg > ADDING_RATIO * self._pd
         if adds.any():
             self._W[adds, 0] = 0.0
-            self._pe[adds, 0] = self._pd[adds]
+            self._pfg[adds] = self._pe[adds, 0] = self._pd[adds]
 
         # Metrics: ERLE over far-end-only blocks.
         a = np.where(far & ~dt, self._a_erle, 1.0)
         self._erle[:, 0] = a * self._erle[:, 0] + (1.0 - a) * power[1]
-        self._erle[:, 1] = a * self._erle[:, 1] + (1.0 - a) * pe[:, 0]
+        self._erle[:, 1] = a * self._erle[:, 1] + (1.0 - a) * pe_fg
 
         # Background noise: minimum follower on the canceller's output.
-        pe_fg = pe[:, 0]
         fall = np.where(np.isinf(self._noise), pe_fg, 0.5 * (self._noise + pe_fg))
         self._noise = np.where(pe_fg < self._noise, fall, self._noise * self._noise_rise)
 
         out = e_fg
         if self.nlp:
-            y_pow = np.einsum("pn,pn->p", y[:, 0], y[:, 0])
+            y_pow = np.einsum("pn,pn->p", y, y)
             suppress = far & ~dt & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
             if suppress.any():
                 noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
@@ -282,17 +289,17 @@ class EchoCanceller:
         g = np.fft.irfft(np.conj(X) * E[:, None, :], axis=2)
         return np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)
 
-    def _estimate(self, live: BoolArray) -> RealArray:
-        """Foreground and background echo estimates [ports, 2, B] in one product and one inverse FFT,
-        computed for the live ports only (the others' are exactly zero)."""
+    def _estimate(self, ports: BoolArray, which: int) -> RealArray:
+        """The foreground (`which` 0) or background (1) echo estimate [ports, B], computed for the
+        ports set only (for ports whose Rin was silent over the tail it is exactly zero)."""
         b = self.block
-        if live.all():
-            return np.fft.irfft(np.sum(self._X[:, None] * self._W, axis=2), axis=2)[:, :, b:]
-        y = np.zeros((self.ports, 2, b), dtype=np.float32)
-        if live.any():
-            rows = np.flatnonzero(live)
-            X, W = self._X[rows], self._W[rows]
-            y[rows] = np.fft.irfft(np.sum(X[:, None] * W, axis=2), axis=2)[:, :, b:]
+        if ports.all():
+            return np.fft.irfft((self._X * self._W[:, which]).sum(axis=1), axis=1)[:, b:]
+        y = np.zeros((self.ports, b), dtype=np.float32)
+        if ports.any():
+            rows = np.flatnonzero(ports)
+            Y = (self._X[rows] * self._W[rows, which]).sum(axis=1)
+            y[rows] = np.fft.irfft(Y, axis=1)[:, b:]
         return y
 
     def _tone_disabler(self, xd: FloatArray, power: FloatArray) -> BoolArray:
@@ -332,7 +339,7 @@ class EchoCanceller:
     def reset(self, port: int) -> None:
         """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
         for arr in (self._W, self._X, self._xpow, self._xx, self._peaks, self._powers, self._dt_left,
-                    self._pe, self._pd, self._erle):
+                    self._pe, self._pfg, self._pd, self._erle):
             arr[port] = 0.0
         self._noise[port] = np.inf
 

@@ -82,7 +82,9 @@ class JitterBuffer:
 
     def _reset(self) -> None:
         self._frames: dict[int, _Frame] = {}
-        self._seen: deque[int] = deque(maxlen=SEEN_SEQS)
+        self._seen: deque[int] = deque()
+        self._seen_set: set[int] = set()
+        """The last SEEN_SEQS sequence numbers, in arrival order and as a set (for the look-up)."""
         self._last_raw = 0
         self._last_ext: int | None = None
         self._play_ts: int | None = None  # next timestamp to play; everything before it is history
@@ -147,10 +149,13 @@ class JitterBuffer:
         if not payload or len(payload) % fb:
             self.counters.malformed += 1
             return
-        if seq in self._seen:
+        if seq in self._seen_set:
             self.counters.duplicates += 1
             return
         self._seen.append(seq)
+        self._seen_set.add(seq)
+        if len(self._seen) > SEEN_SEQS:
+            self._seen_set.discard(self._seen.popleft())
         self.counters.received += 1
         ext = self._unwrap(timestamp)
         reference = self._play_ts if self._play_ts is not None else min(self._frames, default=None)
