@@ -143,12 +143,11 @@ class EchoCanceller:
         self._pe = np.zeros((ports, 2))
         """Smoothed error energy of the foreground and background filters over the blocks the
         background adapts on (the two-path comparison)."""
-        self._pfg = np.zeros(ports)
-        """Smoothed foreground error energy over every block (against Sin's, for the G.168 test 5 check)."""
-        self._pd = np.zeros(ports)
-        """Smoothed Sin energy, on the same time scale."""
-        self._erle = np.zeros((ports, 2))
-        """Smoothed Sin and Sout energy over far-end-only blocks."""
+        self._levels = np.zeros((ports, 4))
+        """Smoothed energies, one update for all: the foreground error and Sin over every block
+        (PATH_SMOOTH_S, for the G.168 test 5 check), then Sin and Sout over far-end-only blocks
+        (ERLE_SMOOTH_S, the ERLE estimate)."""
+        self._alphas = np.full((ports, 4), self._a_path)
         self._noise = np.full(ports, np.inf)
 
         # Tone disabler state, [2 (Rin, Sin), ports].
@@ -223,12 +222,14 @@ class EchoCanceller:
         self._peaks[:, slot] = peak[0]
         near_peak = np.minimum(peak[1], np.abs(e_fg).max(axis=1))
         geigel = near_peak > GEIGEL_THRESHOLD * self._peaks.max(axis=1)
-        self._dt_left = np.where(geigel, self._hangover, np.maximum(self._dt_left - 1, 0))
+        self._dt_left -= 1
+        self._dt_left[geigel] = self._hangover
         dt = self._dt_left > 0
 
         far = tail_energy > self._far_active
+        far_only = far & ~dt
         bypass = self._tone_disabler(xd, power) | self._forced
-        adapt = far & ~dt & ~bypass
+        adapt = far_only & ~bypass
 
         # Background filter, for the ports that adapt this block only: its echo estimate and error,
         # then a normalised, constrained frequency-domain gradient step.
@@ -242,40 +243,38 @@ class EchoCanceller:
                 self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e_bg[rows])
             # Two-path control: the two filters' errors are compared over the blocks the background
             # adapts on (double talk and silence excluded), and a clearly better background is copied.
-            a = np.where(adapt, self._a_path, 1.0)
-            self._pe[:, 0] = a * self._pe[:, 0] + (1.0 - a) * pe_fg
-            self._pe[:, 1] = a * self._pe[:, 1] + (1.0 - a) * pe_bg
+            gain = np.where(adapt, 1.0 - self._a_path, 0.0)[:, None]
+            self._pe += gain * (np.stack([pe_fg, pe_bg], axis=1) - self._pe)
             copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
             if copy.any():
                 self._W[copy, 0] = self._W[copy, 1]
                 self._pe[copy, 0] = self._pe[copy, 1]
         # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
-        # G.168 test 5), so the zero filter beats it; restart the foreground from there.
-        self._pfg = self._a_path * self._pfg + (1.0 - self._a_path) * pe_fg
-        self._pd = self._a_path * self._pd + (1.0 - self._a_path) * power[1]
-        adds = self._pfg > ADDING_RATIO * self._pd
+        # G.168 test 5), so the zero filter beats it; restart the foreground from there. The same
+        # update smooths the ERLE metric's energies over far-end-only blocks.
+        self._alphas[:, 2:] = np.where(far_only, self._a_erle, 1.0)[:, None]
+        levels = self._levels
+        levels += (1.0 - self._alphas) * (np.stack([pe_fg, power[1], power[1], pe_fg], axis=1) - levels)
+        adds = levels[:, 0] > ADDING_RATIO * levels[:, 1]
         if adds.any():
             self._W[adds, 0] = 0.0
-            self._pfg[adds] = self._pe[adds, 0] = self._pd[adds]
-
-        # Metrics: ERLE over far-end-only blocks.
-        a = np.where(far & ~dt, self._a_erle, 1.0)
-        self._erle[:, 0] = a * self._erle[:, 0] + (1.0 - a) * power[1]
-        self._erle[:, 1] = a * self._erle[:, 1] + (1.0 - a) * pe_fg
+            levels[adds, 0] = self._pe[adds, 0] = levels[adds, 1]
 
         # Background noise: minimum follower on the canceller's output.
         fall = np.where(np.isinf(self._noise), pe_fg, 0.5 * (self._noise + pe_fg))
         self._noise = np.where(pe_fg < self._noise, fall, self._noise * self._noise_rise)
 
-        out = e_fg
+        out: FloatArray = e_fg
         if self.nlp:
             y_pow = np.einsum("pn,pn->p", y, y)
-            suppress = far & ~dt & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
+            suppress = far_only & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
             if suppress.any():
                 noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
                 out = np.where(suppress[:, None], noise, out)
         self._t0 = (self._t0 + b) % self.sample_rate  # 2100 Hz makes whole cycles in a second
-        return np.asarray(np.where(bypass[:, None], d, out), dtype=np.float64)
+        if bypass.any():
+            out = np.where(bypass[:, None], d, out)
+        return out
 
     def _gradient(self, X: ComplexArray, xpow: Float32Array, e: FloatArray) -> ComplexArray:
         """The background filter's step for these ports: per-bin normalised (NLMS), constrained to
@@ -339,7 +338,7 @@ class EchoCanceller:
     def reset(self, port: int) -> None:
         """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
         for arr in (self._W, self._X, self._xpow, self._xx, self._peaks, self._powers, self._dt_left,
-                    self._pe, self._pfg, self._pd, self._erle):
+                    self._pe, self._levels):
             arr[port] = 0.0
         self._noise[port] = np.inf
 
@@ -357,7 +356,7 @@ class EchoCanceller:
     def erle_db(self) -> FloatArray:
         """Per port: smoothed echo return loss enhancement (Sin vs Sout power, far-end-only blocks)."""
         floor = 1e-9
-        return np.asarray(10.0 * np.log10((self._erle[:, 0] + floor) / (self._erle[:, 1] + floor)))
+        return np.asarray(10.0 * np.log10((self._levels[:, 2] + floor) / (self._levels[:, 3] + floor)))
 
     @property
     def noise_dbm0(self) -> FloatArray:
