@@ -10,11 +10,17 @@ In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the fr
   arithmetic, dominates at a few ports), FFT 2B, ceil(tail / B) partitions (64 ms -> 4 x 20 ms),
   per-bin NLMS step normalised by that bin's far-end power over the whole tail, gradient constraint
   on every partition (the partitions stay a true linear convolution). All ports, partitions and bins
-  go through one set of numpy calls per block.
+  go through one set of numpy calls per block, in float32 / complex64 (half the memory traffic of
+  float64; rounding sits ~100 dB below the echo, far under any ERLE we measure). The FFTs and the
+  products skip ports with nothing to do: a port whose Rin was silent over the whole tail has a zero
+  echo estimate (no product, no inverse FFT), and only the ports adapting this block compute the
+  background estimate and its gradient; the rest of the block's state is updated for all ports at
+  once. Batched or one port at a time, the results are the same to the bit.
 * Two paths (Ochiai et al. 1977; Speex's mdf.c does the same): a background filter adapts; the
   foreground filter, which makes the output, is a copy taken only while the background does
-  measurably better and no double talk is flagged (a background that adapted on near-end speech the
-  detector missed does worse, so it is not copied), and a foreground whose output is louder than Sin
+  measurably better over the blocks it adapts on (double talk and far-end silence excluded: a
+  background that adapted on near-end speech the detector missed does worse, so it is not copied),
+  and a foreground whose output is louder than Sin
   (the echo path went away: G.168's infinite-return-loss test) falls back to the zero filter.
   Divergence therefore does not reach the output, and with nothing to cancel the foreground stays
   at zero: Sout = Sin.
