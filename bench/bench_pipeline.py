@@ -67,6 +67,12 @@ class LoopbackRig:
         self.far_rx: list[list[tuple[float, bytes]]] = [[] for _ in range(ports)]
         """Per port, what each far end received: (wall time, RTP datagram)."""
         self.k = 0
+        self.read_at = 0.0
+        """Board clock when the last frame had been read (for the soak's late-read count)."""
+        self.cpu = 0.0
+        """This thread's CPU seconds in our code in the last tick (wall time minus preemption)."""
+        self.read_wall = self.read_cpu = 0.0
+        """Wall and CPU seconds of the last `board.read()` (a real-time board sleeps in it)."""
 
     def step(self) -> tuple[float, float, float]:
         """One tick: (seconds in our code, board time of the frame, board clock after the tick)."""
@@ -74,11 +80,15 @@ class LoopbackRig:
             at = self.k * FRAME_S
             for phone in self.board.phones:
                 phone.speak(self.talk, at)
+        r0, rc0 = time.perf_counter(), time.thread_time()
         t, frames = self.board.read()
+        self.read_wall, self.read_cpu = time.perf_counter() - r0, time.thread_time() - rc0
+        self.read_at = self.board.now()
         now = t + FRAME_S  # wall-clock convention: tick k runs once frame k has been read
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         result = self.pipe.tick(frames, now)
         spent = time.perf_counter() - start
+        self.cpu = time.thread_time() - cpu
         self.board.write(result.frames)
         self.board.poll(t)
         for port, dg in result.datagrams:
@@ -88,7 +98,7 @@ class LoopbackRig:
         incoming = [(port, far.next_uplink(self.far_payload, now)) for port, far in enumerate(self.far)]
         for far in self.far:
             far.next_downlink(now)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.thread_time()
         for port, datagrams in incoming:
             session = self.pipe.sessions[port]
             assert session is not None
@@ -96,16 +106,24 @@ class LoopbackRig:
                 if not dg.rtcp:
                     session.receive_rtp(dg.data, FAR, now)
         spent += time.perf_counter() - start
+        self.cpu += time.thread_time() - cpu
         self.k += 1
         return spent, t, self.board.now()
 
 
 def _tick_us(ports: int, ticks: int = 400) -> float:
-    """Median over ticks of our time per tick, per port (after 100 ticks of warm-up)."""
+    """Median over ticks of our CPU time per tick, per port (after 100 ticks of warm-up).
+
+    CPU time of this thread (not wall time): on the shared bench machine wall time also counts the
+    moments another process had the core, which is scheduling, not what the tick costs."""
     rig = LoopbackRig(ports)
     for _ in range(100):
         rig.step()
-    return statistics.median(rig.step()[0] for _ in range(ticks)) * US / ports
+    samples = []
+    for _ in range(ticks):
+        rig.step()
+        samples.append(rig.cpu)
+    return statistics.median(samples) * US / ports
 
 
 def _blocks_us(ports: int) -> float:
@@ -134,7 +152,9 @@ def _blocks_us(ports: int) -> float:
         lambda: echo.process(x, echo_of_x), lambda: dtmf.process(x), lambda: fax.process(both),
         lambda: plc.process(x, lost), lambda: tones.next_frame(FRAME), lambda: levels.update(both),
         lambda: ulaw_decode(ulaw_encode(x))]
-    total = sum(median_seconds(fn, repeat=7) for fn in blocks) + ports * median_seconds(rtp_port, repeat=7)
+    cpu = time.thread_time  # as _tick_us measures
+    total = (sum(median_seconds(fn, repeat=7, clock=cpu) for fn in blocks)
+             + ports * median_seconds(rtp_port, repeat=7, clock=cpu))
     return total * US / ports
 
 
@@ -184,9 +204,15 @@ def run(soak_s: float = SOAK_S) -> list[Row]:
     up_c, up_m, down_c, down_m = latency_ms()
     rows.append(Row("pipeline", "latency mouthpiece -> RTP (rfc4733 port)", up_m, "ms", "computed", up_c))
     rows.append(Row("pipeline", "latency RTP -> earpiece", down_m, "ms", "computed", down_c))
-    result = soak(soak_s, ports=32)
-    rows.append(Row("pipeline", f"soak 32 ports {soak_s:.0f} s on one core: deadline misses", result.misses,
-                    "misses", "", None, "0", result.misses == 0))
-    rows.append(Row("pipeline", "soak 32 ports: max tick", result.max_us, "µs", "", None,
-                    f"< {FRAME_S * US:.0f} µs", result.max_us < FRAME_S * US))
+    r = soak(soak_s, ports=32)
+    load = f"load {r.load[0]:.1f}-{r.load[1]:.1f}"
+    case = (f"soak 32 ports {soak_s:.0f} s on one core: deadline misses ({r.late_reads} late reads in "
+            f"{r.stalls} stalls, {r.preempted_ms:.0f} ms preempted, {load})")
+    rows.append(Row("pipeline", case, r.misses, "misses", "", None, "0", r.misses == 0))
+    rows.append(Row("pipeline", "soak 32 ports: ticks over a frame of their own CPU time", r.cpu_overruns,
+                    "ticks", "", None, "0", r.cpu_overruns == 0))
+    rows.append(Row("pipeline", "soak 32 ports: max tick, CPU time", r.max_cpu_us, "µs", "", None,
+                    f"< {FRAME_S * US:.0f} µs", r.max_cpu_us < FRAME_S * US))
+    rows.append(Row("pipeline", "soak 32 ports: max tick, wall time", r.max_us, "µs", "", None,
+                    f"< {FRAME_S * US:.0f} µs", r.max_us < FRAME_S * US))
     return rows

@@ -7,6 +7,13 @@ between ticks (asyncio `DatagramProtocol`, one RTP and one RTCP socket per call,
 
 A deadline miss is a tick whose processing took longer than a frame, or a frame read more than a
 frame after its end (the reader fell behind the audio clock: the device buffered or dropped audio).
+`TickAccount` counts them and tells the two causes apart: a tick's own cost shows as CPU time over
+a frame (`cpu_overruns`); scheduling (another process on the core, the event loop busy with SIP or
+the web, a collector pause) shows as late reads and as wall time well above CPU time. After a stall
+the loop catches up by itself: the board's reads are due on its audio clock (frame k at k x 20 ms
+from its start, never "20 ms after the last read"), so a late loop gets the frames it owes at once,
+processes them back to back and is on time again without drifting; one stall is counted once in
+`stalls` and once per late frame in `late_reads`.
 
 `run` freezes the garbage collector's view of everything alive when it starts (`gc.freeze`): imports
 (numpy, scipy, aiortc) leave hundreds of thousands of tracked objects, and a full collection over them
@@ -45,7 +52,54 @@ class ClockMetrics:
     median_us: float
     max_us: float
     misses: int
-    """Ticks over FRAME_S of processing, plus frames read more than FRAME_S late."""
+    """Ticks that missed their deadline (processing over FRAME_S, or the frame read more than FRAME_S
+    late), each tick counted once."""
+    late_reads: int = 0
+    """Frames read more than FRAME_S after their end: the loop was not running (scheduling)."""
+    overruns: int = 0
+    """Ticks whose processing took longer than FRAME_S of wall time."""
+    cpu_overruns: int = 0
+    """Ticks whose processing alone used more than FRAME_S of CPU: the tick's own cost."""
+    stalls: int = 0
+    """Runs of consecutive late reads: one stall, however many frames it took to catch up."""
+    max_late_us: float = 0.0
+    """The longest a frame waited after its end before the tick took it."""
+
+
+class TickAccount:
+    """Deadline bookkeeping of a media loop, sans-IO: the caller times each tick and reports it."""
+
+    def __init__(self, frame_s: float = FRAME_S, history: int = TICK_HISTORY) -> None:
+        self.frame_s = frame_s
+        self._durations: deque[float] = deque(maxlen=history)
+        self._ticks = self._misses = self._late = self._overruns = self._cpu_overruns = self._stalls = 0
+        self._max = self._max_late = 0.0
+        self._was_late = False
+
+    def record(self, frame_t: float, read_at: float, wall_s: float, cpu_s: float) -> bool:
+        """One tick: the frame covering [frame_t, frame_t + frame) was taken at `read_at` (board
+        clock) and processed in `wall_s` seconds of wall time, `cpu_s` of this thread's CPU time.
+        Returns whether it missed its deadline."""
+        late_by = read_at - (frame_t + self.frame_s)
+        late = late_by > self.frame_s
+        overrun = wall_s > self.frame_s
+        self._durations.append(wall_s)
+        self._ticks += 1
+        self._max = max(self._max, wall_s)
+        self._max_late = max(self._max_late, late_by)
+        self._late += late
+        self._stalls += late and not self._was_late
+        self._was_late = late
+        self._overruns += overrun
+        self._cpu_overruns += cpu_s > self.frame_s
+        self._misses += late or overrun
+        return late or overrun
+
+    @property
+    def metrics(self) -> ClockMetrics:
+        median = statistics.median(self._durations) if self._durations else 0.0
+        return ClockMetrics(self._ticks, median * 1e6, self._max * 1e6, self._misses, self._late,
+                            self._overruns, self._cpu_overruns, self._stalls, max(0.0, self._max_late) * 1e6)
 
 
 class _Socket(asyncio.DatagramProtocol):
@@ -78,10 +132,7 @@ class MediaClock:
         self.on_tick = on_tick
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-read")
         self._sockets: dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = {}
-        self._durations: deque[float] = deque(maxlen=TICK_HISTORY)
-        self._ticks = 0
-        self._max = 0.0
-        self._misses = 0
+        self.account = TickAccount()
         self._running = False
 
     # -- sockets and sessions -------------------------------------------------------------------
@@ -144,8 +195,8 @@ class MediaClock:
         try:
             while self._running:
                 t, frames = await loop.run_in_executor(self._executor, self.board.read)
-                start = time.perf_counter()
-                behind = self.board.now() - (t + FRAME_S) > FRAME_S
+                start, cpu = time.perf_counter(), time.thread_time()
+                read_at = self.board.now()
                 result = self.pipeline.tick(frames, loop.time())
                 self.board.write(result.frames)
                 for port, dg in result.datagrams:
@@ -155,7 +206,7 @@ class MediaClock:
                     self.on_hook(events)
                 if self.on_tick is not None:
                     self.on_tick(result)
-                self._account(time.perf_counter() - start, behind)
+                self.account.record(t, read_at, time.perf_counter() - start, time.thread_time() - cpu)
         finally:
             self._running = False
             for port in list(self._sockets):
@@ -166,13 +217,6 @@ class MediaClock:
         """End `run` after the tick in progress (at most one frame away)."""
         self._running = False
 
-    def _account(self, seconds: float, behind: bool) -> None:
-        self._durations.append(seconds)
-        self._ticks += 1
-        self._max = max(self._max, seconds)
-        self._misses += int(seconds > FRAME_S or behind)
-
     @property
     def metrics(self) -> ClockMetrics:
-        median = statistics.median(self._durations) if self._durations else 0.0
-        return ClockMetrics(self._ticks, median * 1e6, self._max * 1e6, self._misses)
+        return self.account.metrics

@@ -31,6 +31,7 @@ RESYNC_S = 2.0  # a timestamp this far from the schedule is a new timeline, not 
 PEAK_DECAY = 0.999  # per tick: the late-packet peak falls by e in 1000 ticks (20 s)
 SILENCE_DBFS = -55.0
 SEEN_SEQS = 128
+_SILENT_POWER = 10 ** (SILENCE_DBFS / 10)
 
 
 def _energy_table(codec: str) -> npt.NDArray[np.float64]:
@@ -53,10 +54,23 @@ class JitterCounters:
     resets: int = 0
 
 
-@dataclass
 class _Frame:
-    payload: bytes
-    silent: bool
+    """A buffered frame; whether it is silent is worked out only when the schedule must move (a
+    drop or an insert looks for silence), which is rare: most frames never need it."""
+
+    __slots__ = ("_energy", "_silent", "payload")
+
+    def __init__(self, payload: bytes, energy: npt.NDArray[np.float64]) -> None:
+        self.payload = payload
+        self._energy = energy
+        self._silent: bool | None = None
+
+    @property
+    def silent(self) -> bool:
+        if self._silent is None:
+            power = self._energy.take(np.frombuffer(self.payload, dtype=np.uint8)).sum()
+            self._silent = bool(power <= _SILENT_POWER * len(self.payload))  # mean power, cheaply
+        return self._silent
 
 
 class JitterBuffer:
@@ -81,14 +95,16 @@ class JitterBuffer:
 
     def _reset(self) -> None:
         self._frames: dict[int, _Frame] = {}
-        self._seen: deque[int] = deque(maxlen=SEEN_SEQS)
+        self._seen: deque[int] = deque()
+        self._seen_set: set[int] = set()
+        """The last SEEN_SEQS sequence numbers, in arrival order and as a set (for the look-up)."""
         self._last_raw = 0
         self._last_ext: int | None = None
         self._play_ts: int | None = None  # next timestamp to play; everything before it is history
         self._playing = False
         self._empty_run = 0
-        self._last_silent = True
-        self._last_payload: bytes | None = None
+        self._last: _Frame | None = None
+        """The frame played last (None: nothing yet, which counts as silence)."""
         self._prev: tuple[float, int] | None = None
         self._rd_mean: float | None = None
         self._jitter = 0.0  # A.8 estimate, seconds
@@ -121,9 +137,8 @@ class JitterBuffer:
     def jitter_ms(self) -> float:
         return self._jitter * 1000.0
 
-    def _silent(self, payload: bytes) -> bool:
-        power = float(self._energy[np.frombuffer(payload, dtype=np.uint8)].mean())
-        return power <= 10 ** (SILENCE_DBFS / 10)
+    def _last_silent(self) -> bool:
+        return self._last is None or self._last.silent
 
     def _unwrap(self, timestamp: int) -> int:
         if self._last_ext is None:
@@ -146,10 +161,13 @@ class JitterBuffer:
         if not payload or len(payload) % fb:
             self.counters.malformed += 1
             return
-        if seq in self._seen:
+        if seq in self._seen_set:
             self.counters.duplicates += 1
             return
         self._seen.append(seq)
+        self._seen_set.add(seq)
+        if len(self._seen) > SEEN_SEQS:
+            self._seen_set.discard(self._seen.popleft())
         self.counters.received += 1
         ext = self._unwrap(timestamp)
         reference = self._play_ts if self._play_ts is not None else min(self._frames, default=None)
@@ -167,7 +185,7 @@ class JitterBuffer:
             if self._play_ts is not None and ts < self._play_ts:
                 self._late(now - ts / self.clock_rate)
             else:
-                self._frames[ts] = _Frame(chunk, self._silent(chunk))
+                self._frames[ts] = _Frame(chunk, self._energy)
 
     def _estimate(self, ext: int, now: float) -> None:
         """A.8 jitter (in seconds here) and the running mean relative delay."""
@@ -203,10 +221,10 @@ class JitterBuffer:
                 self._play_ts += fs
                 self.counters.dropped += 1
                 cur = self._frames[self._play_ts]
-        elif d < target and ((self._last_silent and (cur is None or cur.silent)) or d < target / 2):
+        elif d < target and ((self._last_silent() and (cur is None or cur.silent)) or d < target / 2):
             self.counters.inserted += 1
-            if self._last_silent and self._last_payload is not None:
-                return self._last_payload, False
+            if self._last is not None and self._last.silent:
+                return self._last.payload, False
             return None, True
         self._play_ts += fs
         if cur is None:
@@ -218,7 +236,7 @@ class JitterBuffer:
             return None, True
         del self._frames[self._play_ts - fs]
         self._empty_run = 0
-        self._last_silent, self._last_payload = cur.silent, cur.payload
+        self._last = cur
         return cur.payload, False
 
     def _start(self, now: float) -> bool:

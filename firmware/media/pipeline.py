@@ -85,8 +85,8 @@ class Pipeline:
         self._far = np.zeros((ports, FRAME), dtype=np.int16)
         self._relay = np.zeros(ports, dtype=bool)
         self._active: list[tuple[int, MediaSession]] = []
-        self._groups: list[tuple[npt.NDArray[np.int64], bool]] = []
-        """(ports, is A-law) per codec among ports in a call."""
+        self._groups: list[tuple[npt.NDArray[np.int64], bool, list[tuple[int, MediaSession]]]] = []
+        """(ports, is A-law, their (port, session) pairs) per codec among ports in a call."""
         self._taps: list[Tap] = []
 
     # -- observers (the web page's scope, listen-only handset, DTMF test) ------------------------
@@ -125,9 +125,9 @@ class Pipeline:
         self._relay = np.array([s is not None and s.relay and not s.fax for s in self.sessions])
         groups = []
         for alaw in (False, True):
-            ports = [p for p, s in enumerate(self.sessions) if s is not None and (s.codec == "PCMA") == alaw]
-            if ports:
-                groups.append((np.array(ports, dtype=np.int64), alaw))
+            members = [(p, s) for p, s in self._active if (s.codec == "PCMA") == alaw]
+            if members:
+                groups.append((np.array([p for p, _ in members], dtype=np.int64), alaw, members))
         self._groups = groups
 
     def _enter_fax(self, port: int, session: MediaSession) -> None:
@@ -157,30 +157,36 @@ class Pipeline:
             suppress = np.array([s is not None and s.suppress for s in self.sessions])
             delayed = self.suppressor.process(near, suppress)
             up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
-        payloads: dict[int, bytes] = {}
-        for ports, alaw in self._groups:
-            blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
-            payloads.update((p, blob[i * FRAME:(i + 1) * FRAME]) for i, p in enumerate(ports.tolist()))
         lost = np.zeros(self.ports, dtype=bool)
-        arrived: dict[int, bytes] = {}
-        datagrams: list[tuple[int, Datagram]] = []
-        for port, session in active:
-            datagrams += ((port, dg) for dg in session.next_uplink(payloads[port], now))
-            payload, lost[port] = session.next_downlink(now)
-            if payload is not None:
-                arrived[port] = payload
         received = np.zeros((self.ports, FRAME), dtype=np.int16)
-        for ports, alaw in self._groups:
-            got = [p for p in ports.tolist() if p in arrived]
+        datagrams: list[tuple[int, Datagram]] = []
+        for ports, alaw, members in self._groups:
+            blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
+            arrived: list[bytes] = []
+            got: list[int] = []
+            for i, (port, session) in enumerate(members):
+                sent = session.next_uplink(blob[i * FRAME:(i + 1) * FRAME], now)
+                datagrams.extend((port, dg) for dg in sent)
+                payload, lost[port] = session.next_downlink(now)
+                if payload is not None:
+                    arrived.append(payload)
+                    got.append(port)
             if got:
-                codes = np.frombuffer(b"".join(arrived[p] for p in got), dtype=np.uint8)
+                codes = np.frombuffer(b"".join(arrived), dtype=np.uint8)
                 received[got] = (alaw_decode if alaw else ulaw_decode)(codes).reshape(len(got), FRAME)
-        out = self.plc.process(received, lost).astype(np.float64)
-        for port, session in active:
-            if session.tones_active:
+        if len(self._groups) > 1:
+            datagrams.sort(key=lambda item: item[0])  # port order, whatever the codecs
+        concealed = self.plc.process(received, lost)
+        relayed = [(port, session) for port, session in active if session.tones_active]
+        tones = self.tones.next_frame(FRAME)
+        if relayed or tones.any():
+            out = concealed.astype(np.float64)
+            for port, session in relayed:
                 out[port] = session.tone_frame()
-        out += self.tones.next_frame(FRAME)
-        self._far = to_int16(out)
+            out += tones
+            self._far = to_int16(out)
+        else:
+            self._far = concealed
         both = np.concatenate([near, self._far])
         self.levels.update(both)
         fax = self._fax(both)

@@ -25,7 +25,7 @@ from aiortc.rtp import (
     clamp_packets_lost,
 )
 
-from firmware.media.rtp import SEQ_MOD, RtpSender
+from firmware.media.rtp import SEQ_MOD, RtpHeader, RtpSender
 
 MAX_DROPOUT = 3000  # A.1
 MAX_MISORDER = 100  # A.1
@@ -208,7 +208,7 @@ class RtcpSession:
         t = now + self._epoch
         return (int(t) << 32) | int((t % 1.0) * (1 << 32))
 
-    def rtp_received(self, packet: RtpPacket, now: float) -> None:
+    def rtp_received(self, packet: RtpHeader | RtpPacket, now: float) -> None:
         """Account an accepted RTP packet; a new SSRC starts fresh statistics (A.1 init_seq)."""
         if self.source is None or self.source.ssrc != packet.ssrc:
             self.source = ReceptionStats(packet.ssrc, packet.sequence_number, self.clock_rate)

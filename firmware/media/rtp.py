@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from aiortc.rtp import RtpPacket
 
@@ -22,6 +23,35 @@ Address = tuple[str, int]
 SEQ_MOD = 1 << 16
 TS_MOD = 1 << 32
 RELATCH_PACKETS = 3
+_FIXED = struct.Struct("!BBHII")
+"""RFC 3550 §5.1 fixed header: V/P/X/CC, M/PT, sequence number, timestamp, SSRC."""
+_PLAIN = 0x80
+"""First octet of a version-2 packet without padding, extension or CSRCs: nearly every packet."""
+
+
+class RtpHeader(NamedTuple):
+    """What the media path needs of a received packet (the names are aiortc's RtpPacket's)."""
+
+    payload_type: int
+    marker: int
+    sequence_number: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+
+
+def parse_rtp(data: bytes) -> RtpHeader:
+    """Parse an RTP packet; ValueError or struct.error when it is malformed.
+
+    The plain header (the 12 fixed octets, then the payload) is unpacked here in one call, about
+    six times cheaper than building an RtpPacket; anything with padding, a header extension or
+    CSRCs goes through aiortc's parser, which validates them.
+    """
+    if len(data) >= 12 and data[0] == _PLAIN:
+        _, m_pt, seq, ts, ssrc = _FIXED.unpack_from(data)
+        return RtpHeader(m_pt & 0x7F, m_pt >> 7, seq, ts, ssrc, data[12:])
+    p = RtpPacket.parse(data)
+    return RtpHeader(p.payload_type, p.marker, p.sequence_number, p.timestamp, p.ssrc, p.payload)
 
 
 class RtpSender:
@@ -45,12 +75,11 @@ class RtpSender:
         self._talkspurt = True
 
     def _packet(self, payload_type: int, marker: bool, timestamp: int, payload: bytes) -> bytes:
-        packet = RtpPacket(payload_type=payload_type, marker=int(marker), sequence_number=self.sequence,
-                           timestamp=timestamp, ssrc=self.ssrc, payload=payload)
+        header = _FIXED.pack(_PLAIN, (marker << 7) | payload_type, self.sequence, timestamp, self.ssrc)
         self.sequence = (self.sequence + 1) % SEQ_MOD
         self.packets_sent += 1
         self.octets_sent += len(payload)  # §6.4.1: payload octets only
-        return bytes(packet.serialize())
+        return header + payload
 
     def audio(self, payload: bytes, samples: int | None = None) -> bytes:
         """One audio packet; the timestamp then advances by `samples` (default: one ptime)."""
@@ -107,20 +136,21 @@ class RtpReceiver:
         self.ssrc: int | None = None
         self.remote: Address = (negotiated.remote_addr, negotiated.remote_port)
         self._candidate: _Candidate | None = None
+        self._payload_types = self.payload_types
 
     @property
     def payload_types(self) -> tuple[int, ...]:
         te = self.negotiated.telephone_event_pt
         return (self.negotiated.payload_type,) if te is None else (self.negotiated.payload_type, te)
 
-    def receive(self, data: bytes, addr: Address) -> RtpPacket | None:
+    def receive(self, data: bytes, addr: Address) -> RtpHeader | None:
         """The packet if it belongs to this call's stream, else None (and a counter goes up)."""
         try:
-            packet = RtpPacket.parse(data)
+            packet = parse_rtp(data)
         except (ValueError, struct.error):
             self.counters.malformed += 1
             return None
-        if packet.payload_type not in self.payload_types:
+        if packet.payload_type not in self._payload_types:
             self.counters.wrong_pt += 1
             return None
         if not self.latched or addr == self.remote:
@@ -134,7 +164,7 @@ class RtpReceiver:
         self.counters.accepted += 1
         return packet
 
-    def _follow(self, packet: RtpPacket, addr: Address) -> bool:
+    def _follow(self, packet: RtpHeader, addr: Address) -> bool:
         """Count a packet from a new source; True once it has earned the latch."""
         c = self._candidate
         if c is None or c.addr != addr or c.ssrc != packet.ssrc:

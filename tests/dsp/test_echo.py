@@ -366,3 +366,31 @@ def test_rejects_bad_shapes() -> None:
         EchoCanceller(1, tail_ms=200)
     with pytest.raises(ValueError):
         EchoCanceller(1, block=64)
+
+
+def test_batched_subsets_equal_separate_cancellers() -> None:
+    """The batched tick computes the echo estimate only for ports whose Rin was not silent over the
+    tail, and the filter step only for ports adapting; each port must still come out exactly as its
+    own one-port canceller does, through silent spells, double talk, tone bypass and a reset."""
+    n = round(3.0 * RATE)
+    paths = [HybridEcho(6, 2, 4), HybridEcho(12, 30, 12, seed=2), HybridEcho(9, 5, 5, seed=4),
+             HybridEcho(20, 10, 8, seed=3), HybridEcho(6, 4, 6)]
+    fars = [css(3.0, seed=20 + p) for p in range(5)]
+    fars[1][round(0.8 * RATE):round(1.6 * RATE)] = 0.0  # silent longer than the tail: not live
+    fars[2] = np.zeros(n)  # never live
+    fars[4][: RATE] = reversing_tone(1.0)  # the G.165 disabler bypasses it, then releases
+    nears = [echo_of(f, p) for f, p in zip(fars, paths, strict=True)]
+    nears[2] = nears[2] + speech("mmt1.raw", level_dbm0=-30.0)[:n]
+    nears[3][RATE:2 * RATE] += speech("hts1.raw")[:RATE]  # double talk: this port stops adapting
+    x, d = to_int16(np.stack(fars)), to_int16(np.stack(nears))
+    together = EchoCanceller(5, nlp=False)  # the NLP's comfort noise is random: a stream per canceller
+    alone = [EchoCanceller(1, nlp=False) for _ in range(5)]
+    for s in range(0, n, FRAME):
+        if s == round(2.0 * RATE):
+            together.reset(0)
+            alone[0].reset(0)
+        out = together.process(x[:, s:s + FRAME], d[:, s:s + FRAME])
+        for p in range(5):
+            single = alone[p].process(x[p:p + 1, s:s + FRAME], d[p:p + 1, s:s + FRAME])
+            assert np.array_equal(out[p], single[0]), (p, s)
+    assert together.bypassed[4]  # the answer tone did switch it to bypass (held while signal lasts)

@@ -10,7 +10,7 @@ from aiortc.rtp import RtcpByePacket, RtcpPacket, RtpPacket
 
 from dsp.g711 import ulaw_encode
 from dsp.synth import tone
-from firmware.media.clock import MediaClock
+from firmware.media.clock import MediaClock, TickAccount
 from firmware.media.pipeline import Pipeline, TickResult
 from firmware.sip.sdp import Negotiated
 from hal.events import HookEvent
@@ -96,3 +96,35 @@ def test_end_session_sends_bye_and_closes_the_sockets() -> None:
     got, detached = asyncio.run(asyncio.wait_for(scenario(), 5.0))
     assert detached and len(got) == 1
     assert any(isinstance(p, RtcpByePacket) for p in RtcpPacket.parse(got[0]))
+
+
+def test_tick_account_tells_own_cost_from_scheduling() -> None:
+    """Invented times, no sleeps: a tick that burns CPU over a frame is an overrun of its own; a
+    preempted tick (wall time over a frame, little CPU) is an overrun but not a CPU overrun."""
+    acc = TickAccount(frame_s=0.02)
+    assert not acc.record(0.00, 0.021, 0.003, 0.003)  # on time
+    assert acc.record(0.02, 0.041, 0.025, 0.024)  # its own cost
+    assert acc.record(0.04, 0.065, 0.030, 0.002)  # preempted while processing
+    m = acc.metrics
+    assert (m.ticks, m.misses, m.overruns, m.cpu_overruns, m.late_reads, m.stalls) == (3, 2, 2, 1, 0, 0)
+    assert m.max_us == pytest.approx(30_000)
+
+
+def test_tick_account_counts_a_stall_once_and_each_late_frame() -> None:
+    """The loop stops for 75 ms: the board's clock keeps going, so the next reads return frames that
+    ended long ago; the loop processes them back to back and is on time again. Frame times stay on
+    the 20 ms grid (no drift), the late frames are each a miss, the stall is one event."""
+    acc = TickAccount(frame_s=0.02)
+    for k in range(5):
+        acc.record(0.02 * k, 0.02 * (k + 1) + 0.001, 0.002, 0.002)
+    read_at = 0.02 * 5 + 0.075  # frame 4 ended at 0.10; the loop comes back at 0.175
+    late = []
+    for k in range(5, 12):
+        late.append(acc.record(0.02 * k, read_at, 0.002, 0.002))
+        read_at = max(read_at + 0.002, 0.02 * (k + 2) + 0.001)  # next read: at once if already due
+    m = acc.metrics
+    assert late == [True, True, False, False, False, False, False]
+    assert (m.misses, m.late_reads, m.stalls, m.overruns) == (2, 2, 1, 0)
+    assert m.max_late_us == pytest.approx(55_000)
+    acc.record(0.02 * 12, 0.02 * 13 + 0.045, 0.002, 0.002)  # a second, separate stall
+    assert acc.metrics.stalls == 2

@@ -372,3 +372,16 @@ def test_pcmu_and_pcma_ports_side_by_side_and_detach() -> None:
     assert peak_hz(np.concatenate(heard[0][-25:])) == pytest.approx(700.0, abs=2)
     assert peak_hz(np.concatenate(heard[1][20:45])) == pytest.approx(1300.0, abs=2)
     assert not np.any(np.concatenate(heard[1][-15:]))  # detached: nothing sent any more
+
+
+def test_datagrams_come_in_port_order_whatever_the_codecs() -> None:
+    """The tick walks codec groups (A-law ports, then mu-law ports...) but hands out datagrams in
+    port order, as one walk over the ports would."""
+    pipe = Pipeline(3)
+    for port, codec in enumerate(("PCMA", "PCMU", "PCMA")):
+        pt = 8 if codec == "PCMA" else 0
+        pipe.attach(port, MediaSession(Negotiated(codec, pt, 8000, TE_PT, 20, "127.0.0.1", 6000 + port,
+                                                  ("127.0.0.1", 1), "sendrecv", None), 5000 + port, 0.0))
+    for k in range(3):
+        ports = [p for p, _ in pipe.tick(np.zeros((3, FRAME), np.int16), k * 0.02).datagrams]
+        assert ports == sorted(ports) and set(ports) == {0, 1, 2}

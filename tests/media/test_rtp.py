@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+import struct
 
+import pytest
 from aiortc.rtp import RtpPacket
 
-from firmware.media.rtp import RELATCH_PACKETS, RtpReceiver, RtpSender
+from firmware.media.rtp import RELATCH_PACKETS, RtpHeader, RtpReceiver, RtpSender, parse_rtp
 from firmware.sip.sdp import Negotiated
 
 NEG = Negotiated(codec="PCMU", payload_type=0, clock_rate=8000, telephone_event_pt=101, ptime=20,
@@ -106,3 +108,42 @@ def test_receiver_survives_mutated_and_random_datagrams() -> None:
         r.receive(bytes(data) if rng.random() < 0.8 else rng.randbytes(rng.randrange(40)), PEER)
     c = r.counters
     assert c.accepted + c.malformed + c.wrong_pt + c.foreign == 3000 and c.malformed > 0
+
+
+def _fields(p: RtpPacket | RtpHeader) -> tuple[int, int, int, int, int, bytes]:
+    return p.payload_type, p.marker, p.sequence_number, p.timestamp, p.ssrc, p.payload
+
+
+def test_fast_parse_equals_aiortc() -> None:
+    """parse_rtp unpacks the plain header itself and hands padding, extensions and CSRCs to aiortc:
+    the fields must be aiortc's in every case, and malformed packets must still be rejected."""
+    rng = random.Random(5)
+    packets = []
+    for _ in range(200):
+        p = RtpPacket(payload_type=rng.choice([0, 8, 101, 127]), marker=rng.getrandbits(1),
+                      sequence_number=rng.getrandbits(16), timestamp=rng.getrandbits(32),
+                      ssrc=rng.getrandbits(32), payload=rng.randbytes(rng.choice([0, 4, 160, 320])))
+        if rng.random() < 0.3:
+            p.csrc = [rng.getrandbits(32) for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:
+            p.padding_size = rng.randint(1, 8)
+        packets.append(bytes(p.serialize()))
+    packets.append(rtp()[:8] + b"\x00" * 4 + b"\x01")  # header-only is legal
+    ext = bytearray(rtp())
+    ext[0] |= 0x10  # extension bit, then a one-word extension header
+    packets.append(bytes(ext[:12]) + b"\xbe\xde\x00\x01\x10\xaa\x00\x00" + bytes(ext[12:]))
+    for data in packets:
+        assert _fields(parse_rtp(data)) == _fields(RtpPacket.parse(data))
+    for bad in (b"\x80\x00", b"\x40" + rtp()[1:], b"\x81" + rtp()[1:12], b"\xa0" + rtp()[1:-1] + b"\x00"):
+        with pytest.raises((ValueError, struct.error)):
+            parse_rtp(bad)
+
+
+def test_sender_bytes_equal_aiortc_serialize() -> None:
+    """The sender packs the header itself: byte for byte what aiortc's RtpPacket.serialize builds."""
+    s = RtpSender(NEG, random.Random(9))
+    for marker, pt in ((True, 0), (False, 0), (True, 101)):
+        seq, ssrc, ts = s.sequence, s.ssrc, s.timestamp
+        data = s._packet(pt, marker, ts, b"\x01\x02\x03")
+        assert data == RtpPacket(payload_type=pt, marker=int(marker), sequence_number=seq, timestamp=ts,
+                                 ssrc=ssrc, payload=b"\x01\x02\x03").serialize()
