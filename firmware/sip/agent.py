@@ -226,10 +226,14 @@ class SipAgent:
     def registration_state(self, account: str) -> tuple[RegState, str | None]:
         return self.ua.registration_state(account)
 
-    def place_call(self, account: str, target: str, media: Addr) -> str:
+    def place_call(self, account: str, target: str, media: Addr, *, anonymous: bool = False) -> str:
         result: list[str] = []
-        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media)))
+        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media,
+                                                               anonymous=anonymous)))
         return result[0]
+
+    def redirect(self, call: str, target: str) -> None:
+        self._step(lambda ua, now: ua.redirect(call, target, now))
 
     def ringing(self, call: str) -> None:
         self._step(lambda ua, now: ua.ringing(call, now))

@@ -96,6 +96,8 @@ ServerKey = tuple[str, int | None]
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
 SUPPORTED = "timer"  # RFC 4028
 _DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+ANONYMOUS_URI = SipUri("sip", "anonymous", "anonymous.invalid")
+"""RFC 3323 §4.1.1.3: the From URI of a call that withholds its identity."""
 _REASONS = {
     180: "Ringing",
     403: "Forbidden",
@@ -438,9 +440,12 @@ class UserAgent:
         registration = self._account(account).registration
         return registration.state, registration.last_error
 
-    def place_call(self, account: str, target: str, now: float, media: Addr) -> str:
+    def place_call(
+        self, account: str, target: str, now: float, media: Addr, *, anonymous: bool = False
+    ) -> str:
         """INVITE `target` (a SIP/tel URI, or digits/user at our domain) with an SDP offer for our RTP
-        endpoint `media`; returns the call handle (its Call-ID)."""
+        endpoint `media`; returns the call handle (its Call-ID). `anonymous` withholds our identity
+        (`_anonymous_headers`)."""
         acct = self._account(account)
         uri = self._target_uri(target)
         call_id = f"{self._rng.getrandbits(96):024x}@hookflash"
@@ -451,11 +456,16 @@ class UserAgent:
             headers.add("Route", str(NameAddr(self.config.outbound_proxy.with_params(lr=None))))
         headers.add("Max-Forwards", "70")
         from_params = (("tag", self._tag()),)
-        headers.add("From", str(NameAddr(acct.aor, acct.config.display_name, from_params)))
+        if anonymous:
+            headers.add("From", str(NameAddr(ANONYMOUS_URI, "Anonymous", from_params)))
+        else:
+            headers.add("From", str(NameAddr(acct.aor, acct.config.display_name, from_params)))
         headers.add("To", str(NameAddr(uri)))
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self._contact(acct))
+        if anonymous:
+            self._anonymous_headers(headers, acct)
         self._add_capabilities(headers)
         headers.add("Content-Type", "application/sdp")
         call = _Call(call_id, acct, True, sdp)
@@ -498,6 +508,30 @@ class UserAgent:
         call = self._incoming(call_id)
         self._final_error(call, status, now)
         self._end(call, "rejected", status, by_remote=False)
+
+    # -- call features: privacy and redirection ---------------------------------------------------------
+
+    @staticmethod
+    def _anonymous_headers(headers: Headers, account: _Account) -> None:
+        """An anonymous call: From is "Anonymous" <sip:anonymous@anonymous.invalid> (RFC 3323
+        §4.1.1.3), `Privacy: id` asks the trusted proxy to withhold our asserted identity (RFC 3325
+        §9.3), and P-Preferred-Identity tells that proxy who we are, so it can still authenticate,
+        bill and assert us inside its trust domain (RFC 3325 §9.2). Contact keeps our address: the
+        PBX needs it to reach us, and hiding it is an anonymizer's job (RFC 3323 §5.1)."""
+        headers.add("Privacy", "id")
+        headers.add("P-Preferred-Identity", str(NameAddr(account.aor)))
+
+    def redirect(self, call_id: str, target: str, now: float) -> None:
+        """Forward an unanswered incoming call: 302 Moved Temporarily with `target` (a URI, or
+        digits/user at our domain) as the Contact (RFC 3261 §21.3.3, §8.1.3.4); the caller's side
+        tries the new target and we are out of the call."""
+        call = self._incoming(call_id)
+        assert call.dialog is not None and call.invite is not None and call.server_tx is not None
+        contact = NameAddr(self._target_uri(target))
+        response = call.dialog.create_response(call.invite, 302, "Moved Temporarily", now)
+        response.headers.add("Contact", str(contact))
+        self.transactions.send_response(call.server_tx, response, now)
+        self._end(call, "redirected", 302, by_remote=False)
 
     def hangup(self, call_id: str, now: float) -> None:
         """CANCEL before answer (§9.1), BYE after (§15.1.1), refusal for an incoming call not yet
