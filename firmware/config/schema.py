@@ -23,6 +23,14 @@ from typing import Any, Literal, TypeVar, cast
 from dsp.tones import countries, ring_cadence
 from dsp.tones import country as country_info
 from firmware.line.dialplan import DialPlan, DialPlanError
+from firmware.line.features import (
+    DEFAULT_STAR_CODES,
+    FEATURES,
+    FeatureConfig,
+    FeatureName,
+    FeatureState,
+    RestrictionClass,
+)
 from firmware.sip.agent import AgentConfig
 from firmware.sip.policy import DROP, Action, Decision, PolicyConfig
 from firmware.sip.ua import AccountConfig, UaConfig
@@ -42,6 +50,8 @@ DEFAULT_DIAL_PLAN = "(*xx|[2-9]11|[1-9]xx|[2-9]xx[2-9]xxxxxx|1[2-9]xx[2-9]xxxxxx
 
 _EXTENSION_RE = re.compile(r"[0-9]{2,15}")
 _DIGITS_RE = re.compile(r"[0-9*#]{1,32}")
+_STAR_CODE_RE = re.compile(r"[*#][0-9]{1,4}")
+_CLASS_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class Secret:
@@ -174,6 +184,30 @@ class PortConfig:
     polarity_reversal: bool = False
     """Reverse the loop polarity while a call is answered, restore it when the call ends (answer and
     far-end disconnect supervision for payphones and call meters)."""
+    features: PortFeatures = field(default_factory=lambda: PortFeatures())
+    """The ``[ports.features]`` sub-table."""
+
+
+@dataclass(frozen=True)
+class PortFeatures:
+    """A port's call features (``[ports.features]``). Forwarding targets and DND here are the state
+    the port starts with; the phone changes them by star code, and that programmed state (kept in
+    ``data_dir``) wins over these values from then on."""
+
+    forward_always: str = ""
+    forward_busy: str = ""
+    forward_no_answer: str = ""
+    forward_no_answer_s: int = 20
+    dnd: bool = False
+    anonymous: bool = False
+    """Every outgoing call anonymous (RFC 3323); *82 shows the identity for one call."""
+    warm_line: str = ""
+    """Number dialled when no key is pressed within `warm_line_s` of going off hook."""
+    warm_line_s: int = 5
+    restrict: tuple[str, ...] = ()
+    """Names of `restriction_classes` this port may not call."""
+    disabled: tuple[FeatureName, ...] = ()
+    """Features switched off on this port (their star codes give reorder)."""
 
 
 @dataclass(frozen=True)
@@ -183,6 +217,26 @@ class Config:
     ports: tuple[PortConfig, ...] = ()
     regional: RegionalConfig = field(default_factory=RegionalConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    star_codes: tuple[tuple[str, str], ...] = tuple(DEFAULT_STAR_CODES.items())
+    """Star-code name -> keys (``[star_codes]``), NANPA defaults for names not given."""
+    restriction_classes: tuple[tuple[str, str], ...] = ()
+    """Class name -> digit-map patterns (``[restriction_classes]``), e.g. international = "011x."."""
+
+    def port_features(self, index: int) -> FeatureConfig:
+        """The line's feature settings of port `index` (restriction classes compiled)."""
+        f = self.ports[index].features
+        classes = dict(self.restriction_classes)
+        return FeatureConfig(codes=dict(self.star_codes), disabled=frozenset(f.disabled),
+                             forward_no_answer_s=float(f.forward_no_answer_s), anonymous=f.anonymous,
+                             warm_line=f.warm_line, warm_line_s=float(f.warm_line_s),
+                             restrictions=tuple(RestrictionClass(n, DialPlan.parse(classes[n]))
+                                                for n in f.restrict))
+
+    def port_feature_state(self, index: int) -> FeatureState:
+        """The programmable state a port starts with before the phone has changed anything."""
+        f = self.ports[index].features
+        return FeatureState(forward_always=f.forward_always, forward_busy=f.forward_busy,
+                            forward_no_answer=f.forward_no_answer, dnd=f.dnd)
 
     @property
     def intercom_only(self) -> bool:
@@ -501,7 +555,58 @@ def _sip(data: object, errors: list[FieldError]) -> SipConfig:
     return cfg
 
 
-def _port(data: object, path: str, country: str, errors: list[FieldError]) -> PortConfig:
+def _check_number(v: str) -> str | None:
+    return None if not v or _DIGITS_RE.fullmatch(v) else "must be 1-32 of 0-9 * #"
+
+
+def _star_codes(data: object, errors: list[FieldError]) -> tuple[tuple[str, str], ...]:
+    t = _Table(data, "star_codes", errors)
+    codes = {name: t.text(name, default, lambda v: None if _STAR_CODE_RE.fullmatch(v)
+                          else "must be * or # and 1-4 digits, e.g. *72")
+             for name, default in DEFAULT_STAR_CODES.items()}
+    t.finish()
+    for name, code in codes.items():  # a code that is the start of another would hide it
+        other = next((n for n, c in codes.items() if n != name and c.startswith(code)), None)
+        if other is not None and name in t.data:
+            t.error(name, f"{code} is the same as or the start of {other} ({codes[other]})")
+    return tuple(codes.items())
+
+
+def _restriction_classes(data: object, errors: list[FieldError]) -> tuple[tuple[str, str], ...]:
+    t = _Table(data, "restriction_classes", errors)
+    out = []
+    for name in list(t.data):
+        if not _CLASS_NAME_RE.fullmatch(name):
+            t.known.append(name)
+            t.error(name, "class names are lower-case letters, digits and _ (e.g. international)")
+            continue
+        plan = t.text(name, "", _check_dial_plan)
+        if plan and _check_dial_plan(plan) is None:
+            out.append((name, plan))
+    t.finish()
+    return tuple(out)
+
+
+def _port_features(data: object, path: str, classes: set[str], errors: list[FieldError]) -> PortFeatures:
+    t = _Table(data, path, errors)
+    cfg = PortFeatures(
+        forward_always=t.text("forward_always", "", _check_number),
+        forward_busy=t.text("forward_busy", "", _check_number),
+        forward_no_answer=t.text("forward_no_answer", "", _check_number),
+        forward_no_answer_s=t.integer("forward_no_answer_s", 20, 6, 300),
+        dnd=t.flag("dnd", False),
+        anonymous=t.flag("anonymous", False),
+        warm_line=t.text("warm_line", "", _check_number),
+        warm_line_s=t.integer("warm_line_s", 5, 1, 60),
+        restrict=t.texts("restrict", lambda v: None if v in classes else
+                         f"no restriction class {v!r}; defined: {', '.join(sorted(classes)) or 'none'}"),
+        disabled=cast(tuple[FeatureName, ...], t.texts(
+            "disabled", lambda v: None if v in FEATURES else f"must be one of {', '.join(FEATURES)}")))
+    t.finish()
+    return cfg
+
+
+def _port(data: object, path: str, country: str, classes: set[str], errors: list[FieldError]) -> PortConfig:
     t = _Table(data, path, errors)
     cfg = PortConfig(
         extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
@@ -515,9 +620,10 @@ def _port(data: object, path: str, country: str, errors: list[FieldError]) -> Po
         callerid=t.text("callerid", "", lambda v: None if not v or v in CALLERID_STANDARDS
                        else f"must be one of {', '.join(CALLERID_STANDARDS)} (or absent), got {v!r}"),
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
-        hotline=t.text("hotline", "", lambda v: None if not v or _DIGITS_RE.fullmatch(v)
-                      else "must be 1-32 of 0-9 * #"),
-        polarity_reversal=t.flag("polarity_reversal", False))
+        hotline=t.text("hotline", "", _check_number),
+        polarity_reversal=t.flag("polarity_reversal", False),
+        features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors))
+    t.known.append("features")
     if "extension" not in t.data:
         t.error("extension", "is required")
     t.finish()
@@ -533,12 +639,15 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     hardware = _hardware(top.data.get("hardware", {}), errors)
     regional = _regional(top.data.get("regional", {}), errors)
     sip = _sip(top.data.get("sip", {}), errors)
-    top.known += ["system", "hardware", "regional", "sip", "ports"]
+    star_codes = _star_codes(top.data.get("star_codes", {}), errors)
+    classes = _restriction_classes(top.data.get("restriction_classes", {}), errors)
+    top.known += ["system", "hardware", "regional", "sip", "ports", "star_codes", "restriction_classes"]
     raw_ports = top.data.get("ports", [])
     if not isinstance(raw_ports, list):
         top.error("ports", "must be an array of tables ([[ports]] blocks)")
         raw_ports = []
-    ports = tuple(_port(p, f"ports[{n}]", regional.country, errors) for n, p in enumerate(raw_ports))
+    names = {name for name, _ in classes}
+    ports = tuple(_port(p, f"ports[{n}]", regional.country, names, errors) for n, p in enumerate(raw_ports))
     top.finish()
     if not ports:
         top.error("ports", "at least one [[ports]] block is required")
@@ -551,7 +660,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         seen.setdefault(p.extension, n)
     if errors:
         raise ConfigError(errors)
-    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware)
+    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware,
+                  star_codes=star_codes, restriction_classes=classes)
 
 
 def load_config(source: str | Path) -> Config:

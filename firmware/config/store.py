@@ -21,6 +21,7 @@ from firmware.config.schema import (
     Config,
     HardwareConfig,
     PortConfig,
+    PortFeatures,
     RegionalConfig,
     Secret,
     SipConfig,
@@ -39,9 +40,12 @@ def _plain(value: object) -> object:
     return value
 
 
-def _section(obj: SystemConfig | HardwareConfig | RegionalConfig | SipConfig | PortConfig) -> dict[str, Any]:
-    """The fields of one section, minus the ones TOML cannot say (None means absent)."""
-    out = {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+def _section(obj: SystemConfig | HardwareConfig | RegionalConfig | SipConfig | PortConfig | PortFeatures
+             ) -> dict[str, Any]:
+    """The fields of one section, minus the ones TOML cannot say (None means absent); a port's
+    features become its ``[ports.features]`` sub-table."""
+    out = {f.name: _section(v) if isinstance(v := getattr(obj, f.name), PortFeatures) else _plain(v)
+           for f in fields(obj)}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -50,6 +54,9 @@ def to_dict(config: Config) -> dict[str, Any]:
     doc: dict[str, Any] = {"version": SCHEMA_VERSION}
     for name in SECTIONS:
         doc[name] = _section(getattr(config, name))
+    doc["star_codes"] = dict(config.star_codes)
+    if config.restriction_classes:
+        doc["restriction_classes"] = dict(config.restriction_classes)
     doc["ports"] = [_section(p) for p in config.ports]
     return doc
 
@@ -68,14 +75,18 @@ def _value(v: object) -> str:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """TOML for our document shape: top-level scalars, tables of scalars, arrays of such tables."""
+    """TOML for our document shape: top-level scalars, tables of scalars, arrays of such tables whose
+    tables may hold one level of sub-tables (``[ports.features]``)."""
     head = [f"{k} = {_value(v)}" for k, v in doc.items() if not isinstance(v, dict | list)]
     body: list[str] = []
     for key, value in doc.items():
         tables = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
         for table in tables:
             body += ["", f"[{key}]" if isinstance(value, dict) else f"[[{key}]]"]
-            body += [f"{k} = {_value(v)}" for k, v in table.items()]
+            body += [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
+            for sub, subtable in table.items():
+                if isinstance(subtable, dict):
+                    body += ["", f"[{key}.{sub}]"] + [f"{k} = {_value(v)}" for k, v in subtable.items()]
     return "\n".join(head + body) + "\n"
 
 
