@@ -7,7 +7,9 @@ the callee rings with the caller's extension and display name as caller ID, and 
 two ports talk real RTP to each other over 127.0.0.1 (PCMU, telephone-event 101, 20 ms), so a local
 call goes through the same media path as a PBX call. Without a registrar only intercom calls exist.
 A PBX call's caller ID comes from its identity headers (`sip_caller`) and its ring cadence from
-Alert-Info (`alert_info_cadence`).
+Alert-Info (`alert_info_cadence`). Each port has its dial-side features (`firmware.line.features`);
+what the phone programs by star code is kept in `data_dir`/features.db. A forwarded PBX call is
+answered 302; a forwarded intercom call is followed here, as a SIP caller would follow the 302.
 """
 
 from __future__ import annotations
@@ -25,21 +27,25 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
+from dsp.tone_table import cad
 from dsp.tones import Tone, country, ring_cadence, tone
 from firmware.config import Config
 from firmware.line.dialplan import DialPlan
+from firmware.line.features import Features
 from firmware.line.port import (
     Action,
     Answer,
     CallOver,
     ConnectMedia,
     DisconnectMedia,
+    Forward,
     Hangup,
     PlaceCall,
     PlayTone,
     PortLine,
     Reject,
     Ring,
+    SaveFeatures,
     SendVmwi,
     SetFeed,
     SetPolarity,
@@ -64,6 +70,7 @@ from firmware.sip.ua import (
     RegistrationChanged,
 )
 from firmware.sip.uri import SipUri, TelUri, Uri, UriError, parse_uri
+from firmware.store.features import FeatureStore
 from firmware.store.history import CallHistory, CallRecord
 from hal.backends import open_board
 from hal.board import Board
@@ -76,6 +83,9 @@ LOOPBACK = "127.0.0.1"
 PCMU = 0
 TELEPHONE_EVENT = 101
 PTIME = 20
+MAX_FORWARDS = 5
+"""Forwarding hops an intercom call follows before it is refused (a loop of ports forwarding to
+each other must end; RFC 3261 §16.6 uses Max-Forwards for the same reason)."""
 ALERT_MODES = {"bell202": AlertMode.AFTER_FIRST_RING, "v23": AlertMode.DT_AS,
                "dtmf": AlertMode.LINE_REVERSAL}
 """Caller-ID slot per standard: GR-30-CORE after the first ring; ETSI EN 300 659-1 DT-AS for V.23;
@@ -112,11 +122,14 @@ class Gateway:
         self.extensions: dict[str, int] = {}
         for index, port in enumerate(config.ports[:self.board.ports]):
             if port.enabled:
+                features = Features(config.port_features(index), config.port_feature_state(index))
                 self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan), tones,
-                                             hotline=port.hotline, polarity_reversal=port.polarity_reversal)
+                                             hotline=port.hotline, polarity_reversal=port.polarity_reversal,
+                                             features=features)
                 self.extensions[port.extension] = index
         self.agent: SipAgent | None = None
         self.history: CallHistory | None = None
+        self.feature_store: FeatureStore | None = None
         self._legs: dict[int, _Leg] = {}
         self._by_call: dict[str, int] = {}
         self._local_ids = 0
@@ -129,6 +142,10 @@ class Gateway:
         data = Path(self.config.system.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.history = CallHistory(self.config.system.history_db)
+        self.feature_store = FeatureStore(self.config.system.features_db)
+        for port, line in self.lines.items():  # what the phone programmed wins over the config
+            if line.features is not None and (state := self.feature_store.load(port)) is not None:
+                line.features.state = state
         self._clock_task = asyncio.create_task(self.clock.run(), name="media-clock")
         if not self.config.intercom_only:
             self.agent = SipAgent(self.config.to_agent_config(), on_event=self._on_sip)
@@ -159,6 +176,8 @@ class Gateway:
         self.board.close()
         if self.history is not None:
             self.history.close()
+        if self.feature_store is not None:
+            self.feature_store.close()
         _log.info("gateway stopped")
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -230,7 +249,7 @@ class Gateway:
         cadence = alert_info_cadence(event.alert_info, self.country, self.config.port_ring_cadence(port))
         actions = line.incoming(event.call, caller.number, caller.name, now, private=caller.private,
                                 cadence=cadence)
-        if not any(isinstance(a, Reject) for a in actions):
+        if not any(isinstance(a, Reject | Forward) for a in actions):
             leg = _Leg("sip", event.call)
             leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
             self._legs[port] = leg
@@ -262,13 +281,19 @@ class Gateway:
         elif isinstance(action, SendVmwi):
             self._vmwi(port, action.active, now)
         elif isinstance(action, PlaceCall):
-            self._place(port, action.number, now)
+            self._place(port, action.number, now, anonymous=action.anonymous)
         elif isinstance(action, Answer) and leg is not None:
             self._answer(port, leg)
         elif isinstance(action, Hangup) and leg is not None:
             self._hangup(leg)
         elif isinstance(action, Reject):
             self._reject(action)
+        elif isinstance(action, Forward):
+            if self.agent is not None and not action.call_id.startswith("local-"):
+                self.agent.redirect(action.call_id, action.target)
+        elif isinstance(action, SaveFeatures):
+            if self.feature_store is not None:
+                self.feature_store.save(port, action.state)
         elif isinstance(action, ConnectMedia) and leg is not None:
             leg.want_media = True
             self._start_media(port, leg)
@@ -279,6 +304,9 @@ class Gateway:
             self._call_over(port, action, now)
 
     def _tone(self, name: str) -> Tone:
+        if name == "confirmation":  # GR-506 confirmation tone: three 0.1 s bursts of dial tone
+            dial = tone(self.country, "dial")
+            return Tone("confirmation", dial.components, cad(100, 100, 100, 100, 100, 100), repeat=False)
         try:
             return tone(self.country, name)
         except KeyError:  # e.g. a country without a howler: reorder says the same thing
@@ -308,15 +336,15 @@ class Gateway:
         # ETSI EN 300 659-1 §6.1.1: on-hook data without ringing follows a line reversal and DT-AS
         self.board.lines[port].send_onhook_data(audio, now, reversal=standard == "v23")
 
-    def _place(self, port: int, number: str, now: float) -> None:
+    def _place(self, port: int, number: str, now: float, *, anonymous: bool = False, hops: int = 0) -> None:
         target = self.extensions.get(number)
         line = self.lines[port]
         if target is not None:
-            self._local_call(port, target, now)
+            self._local_call(port, target, now, anonymous=anonymous, hops=hops)
         elif self.agent is not None:
             leg = _Leg("sip", "")
             self._legs[port] = leg
-            self._spawn(self._sip_call(port, leg, number), f"call port {port + 1}")
+            self._spawn(self._sip_call(port, leg, number, anonymous), f"call port {port + 1}")
         else:
             _log.info("port %d: %s is no extension here and there is no PBX", port + 1, number)
             self._soon(port, lambda: line.ended("no route", 404, self.board.now()))
@@ -325,22 +353,29 @@ class Gateway:
         """Feed a port from the loop, not from inside the action list being executed."""
         asyncio.get_running_loop().call_soon(lambda: self._run(port, step()))
 
-    async def _sip_call(self, port: int, leg: _Leg, number: str) -> None:
+    async def _sip_call(self, port: int, leg: _Leg, number: str, anonymous: bool) -> None:
         assert self.agent is not None
         leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
         media = await leg.bound
         if self._legs.get(port) is not leg:
             return
-        leg.id = self.agent.place_call(str(port), number, media)
+        leg.id = self.agent.place_call(str(port), number, media, anonymous=anonymous)
         self._by_call[leg.id] = port
 
-    def _local_call(self, port: int, target: int, now: float) -> None:
+    def _local_call(self, port: int, target: int, now: float, *, anonymous: bool = False,
+                    hops: int = 0) -> None:
         self._local_ids += 1
         call_id = f"local-{self._local_ids}"
         caller = self.config.ports[port]
-        actions = self.lines[target].incoming(call_id, caller.extension, caller.display_name or None, now)
-        if any(isinstance(a, Reject) for a in actions):  # in use (or our own number): busy
-            self._soon(port, lambda: self.lines[port].ended("busy", 486, self.board.now()))
+        number, name = ("", None) if anonymous else (caller.extension, caller.display_name or None)
+        actions = self.lines[target].incoming(call_id, number, name, now, private=anonymous)
+        forward = next((a for a in actions if isinstance(a, Forward)), None)
+        if forward is not None and hops < MAX_FORWARDS:  # follow it, as a SIP caller follows a 302
+            self._place(port, forward.target, now, anonymous=anonymous, hops=hops + 1)
+            return
+        status = next((a.status for a in actions if isinstance(a, Reject)), 482 if forward else None)
+        if status is not None:  # in use (or our own number): busy; do not disturb: 480
+            self._soon(port, lambda: self.lines[port].ended("rejected", status, self.board.now()))
             return
         mine, theirs = _Leg("local", call_id, peer=target), _Leg("local", call_id, peer=port)
         for p, leg in ((port, mine), (target, theirs)):

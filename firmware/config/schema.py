@@ -109,6 +109,11 @@ class SystemConfig:
     def history_db(self) -> Path:
         return Path(self.data_dir) / "history.db"
 
+    @property
+    def features_db(self) -> Path:
+        """What the phones programmed by star code (forwarding, DND, speed dial)."""
+        return Path(self.data_dir) / "features.db"
+
 
 _BOARD = BoardConfig()
 """The HAL's defaults: the config file's hardware section defaults to exactly them."""
