@@ -1,0 +1,97 @@
+"""Dial-side features end to end (marker `peers`): the gateway on the simulator registered to a real
+Kamailio, baresip callers. Forwarding by star code answers 302 and the caller reaches the target;
+do not disturb refuses with 480 without ringing; a barred number never reaches Kamailio."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from firmware.app import Gateway
+from firmware.config import load_config
+from firmware.line.port import State
+from firmware.sip.registration import RegState
+from hal.sim import SimBoard
+from tests.firmware.test_app import near, strongest, until
+from tests.firmware.test_features_app import program
+from tests.sip_e2e import blocking, run
+from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
+
+pytest_plugins = ["tests.sip_peers.fixtures"]
+
+CONFIG = """
+[system]
+data_dir = "{data}"
+[sip]
+registrar = "127.0.0.1:{port}"
+local_port = 0
+[restriction_classes]
+international = "011x."
+[[ports]]
+extension = "201"
+password = "pw-201"
+[ports.features]
+restrict = ["international"]
+"""
+
+
+@pytest.mark.peers
+def test_forwarding_dnd_and_a_barred_number_through_kamailio(
+        tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
+    kamailio = kamailio_factory(users={"201": "pw-201", "202": "pw-202", "203": "pw-203"},
+                                follow_redirects=True)
+    caller = register_phone(kamailio, "202", answermode="manual")
+    target = register_phone(kamailio, "203", tone_hz=440.0, answermode="auto")
+    assert kamailio.ports is not None
+    cfg = load_config(CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
+
+    async def scenario() -> None:
+        gw = Gateway(cfg)
+        board = gw.board
+        assert isinstance(board, SimBoard)
+        phone = board.phones[0]
+        await gw.start()
+        try:
+            agent = gw.agent
+            assert agent is not None
+            await until(lambda: agent.registration_state("0")[0] is RegState.REGISTERED, 10, "201 registered")
+
+            # call forwarding always, programmed from the phone: our 302 -> Kamailio recurses to 203
+            # (baresip 1.0 does not follow a 3xx itself; a PBX does, RFC 3261 §16.7 step 6)
+            await program(gw, board, 0, "*72203#")
+            assert (await blocking(caller.phone.dial, kamailio.uri("201")))["ok"]
+            await blocking(target.phone.wait_event, "CALL_ESTABLISHED", timeout=15)
+            await blocking(caller.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+            assert phone.rings == 0 and not phone.ringing, "the forwarded port never rang"
+            log = kamailio.log()
+            assert "REPLY 302 Moved Temporarily" in log and "REDIRECT to sip:203@" in log
+            await blocking(caller.phone.hangup)
+            await blocking(target.phone.wait_event, "CALL_CLOSED", timeout=10)
+            caller.phone.clear_events()
+
+            # do not disturb: 480, no ringing
+            await program(gw, board, 0, "*73")
+            await program(gw, board, 0, "*78")
+            assert (await blocking(caller.phone.dial, kamailio.uri("201")))["ok"]
+            closed = await blocking(caller.phone.wait_event, "CALL_CLOSED", timeout=10)
+            assert "480" in str(closed.get("param")), closed
+            assert phone.rings == 0 and not phone.ringing, "a DND phone does not ring"
+
+            # a barred international number is refused locally: Kamailio never sees the INVITE
+            invites_before = kamailio.log().count("REQ INVITE")
+            phone.lift(board.now())
+            await asyncio.sleep(0.4)
+            phone.dial_dtmf("01144201234567#", board.now())
+            await until(lambda: gw.lines[0].state is State.TONE, 10, "refused locally")
+            await asyncio.sleep(0.8)
+            assert near(strongest(phone.earpiece(0.5), 2), [480, 620]), "reorder"
+            await asyncio.sleep(1.0)  # anything sent would have reached Kamailio by now
+            assert kamailio.log().count("REQ INVITE") == invites_before
+            assert "01144201234567" not in kamailio.log()
+            phone.hang_up(board.now())
+        finally:
+            await gw.stop()
+
+    run(scenario, timeout=90)
