@@ -289,8 +289,7 @@ class Gateway:
         elif isinstance(action, Reject):
             self._reject(action)
         elif isinstance(action, Forward):
-            if self.agent is not None and not action.call_id.startswith("local-"):
-                self.agent.redirect(action.call_id, action.target)
+            self._forward(action, leg, now)
         elif isinstance(action, SaveFeatures):
             if self.feature_store is not None:
                 self.feature_store.save(port, action.state)
@@ -302,6 +301,20 @@ class Gateway:
             leg.stats = self.clock.end_session(port)
         elif isinstance(action, CallOver):
             self._call_over(port, action, now)
+
+    def _forward(self, forward: Forward, leg: _Leg | None, now: float) -> None:
+        """A PBX call is answered 302; an intercom call forwarded on no answer moves its caller on to
+        the target (offered intercom calls are followed in `_local_call`)."""
+        if leg is None or leg.kind == "sip":
+            if self.agent is not None:
+                self.agent.redirect(forward.call_id, forward.target)
+            return
+        caller = leg.peer
+        if caller is None or self._legs.get(caller) is None:
+            return
+        del self._legs[caller]  # its leg toward this port is over; the new call binds afresh
+        self.clock.unbind(caller)
+        self._place(caller, forward.target, now, hops=1)
 
     def _tone(self, name: str) -> Tone:
         if name == "confirmation":  # GR-506 confirmation tone: three 0.1 s bursts of dial tone

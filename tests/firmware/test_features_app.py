@@ -27,6 +27,8 @@ extension = "101"
 restrict = ["international"]
 [[ports]]
 extension = "102"
+[ports.features]
+forward_no_answer_s = 6
 [[ports]]
 extension = "103"
 """
@@ -132,6 +134,27 @@ def test_star_67_call_shows_private_and_a_barred_number_never_leaves(tmp_path: P
             assert 0 not in gw._legs, "no call leg: nothing was sent anywhere"
             await asyncio.sleep(0.6)
             assert near(strongest(one.earpiece(0.5), 2), [480, 620]), "reorder"
+        finally:
+            await gw.stop()
+
+    asyncio.run(scenario())
+
+
+def test_forward_no_answer_moves_the_caller_on_after_the_rings(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        gw, board = gateway(tmp_path)
+        one, two, three = board.phones
+        await gw.start()
+        try:
+            await program(gw, board, 1, "*92103#")
+            one.lift(board.now())
+            await asyncio.sleep(0.4)
+            one.dial_dtmf("102", board.now())
+            await until(lambda: two.ringing, 8, "phone 2 rings first")
+            await until(lambda: three.ringing, 12, "phone 3 rings after 6 s unanswered")
+            assert not two.ringing and gw.lines[1].state is State.IDLE
+            three.lift(board.now())
+            await until(lambda: gw.lines[0].state is State.CONNECTED, 5, "phone 1 talks to phone 3")
         finally:
             await gw.stop()
 
