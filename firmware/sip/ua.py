@@ -54,6 +54,7 @@ from firmware.sip.sdp import (
     SessionDescription,
     parse_sdp,
 )
+from firmware.sip.subscription import MwiSubscription, messages_waiting
 from firmware.sip.transaction import (
     AckReceived,
     AckTimeout,
@@ -120,6 +121,10 @@ class AccountConfig:
     auth_user: str | None = None
     """Digest username when it differs from the AOR user (many PBXs use an opaque auth id)."""
     display_name: str | None = None
+    mwi_subscribe: bool = False
+    """Subscribe to message-summary (RFC 3842) instead of relying on unsolicited NOTIFYs."""
+    mailbox: str | None = None
+    """The mailbox to subscribe to (user at our domain, or a URI); None: our own AOR (RFC 3842 §4)."""
 
 
 @dataclass(frozen=True)
@@ -216,8 +221,8 @@ class InfoReceived:
 
 @dataclass(frozen=True)
 class MessageWaiting:
-    """An unsolicited NOTIFY for `Event: message-summary` (RFC 3842 §3.2, `Messages-Waiting: yes|no`)
-    for `account`'s mailbox; already answered 200. Subscription-based MWI is not implemented."""
+    """A message-summary NOTIFY (RFC 3842, `Messages-Waiting: yes|no`) for `account`'s mailbox,
+    unsolicited or of our subscription (`AccountConfig.mwi_subscribe`); already answered 200."""
 
     account: str
     waiting: bool
@@ -225,15 +230,6 @@ class MessageWaiting:
 
 Event = (RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld
          | CallResumed | InfoReceived | MessageWaiting)
-
-
-def messages_waiting(body: bytes) -> bool | None:
-    """The `Messages-Waiting: yes|no` line of a message-summary body (RFC 3842 §5.2), or None."""
-    for line in body.decode("utf-8", "replace").splitlines():
-        name, colon, value = line.partition(":")
-        if colon and name.strip().lower() == "messages-waiting":
-            return {"yes": True, "no": False}.get(value.strip().lower())
-    return None
 
 
 class CallError(ValueError):
@@ -253,6 +249,7 @@ class _Account:
     aor: SipUri
     registration: reg.Registration
     auth: DigestClient
+    mwi: MwiSubscription | None = None
 
 
 @dataclass
@@ -285,7 +282,7 @@ class _Call:
 class _Pending:
     """What a client transaction is for, so its response reaches the right place."""
 
-    purpose: Literal["register", "invite", "reinvite", "bye", "other"]
+    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "other"]
     account: _Account
     call: _Call | None = None
     server: ServerKey | None = None
@@ -338,7 +335,10 @@ class UserAgent:
                 rng=self._rng,
             )
             credentials = Credentials(acct.auth_user or acct.user, acct.password, config.realm)
-            self._accounts[acct.name] = _Account(acct, aor, registration, DigestClient(credentials))
+            account = _Account(acct, aor, registration, DigestClient(credentials))
+            self._accounts[acct.name] = account
+            if acct.mwi_subscribe:
+                account.mwi = self._mwi_subscription(account)
         self.policy = RequestPolicy(self._trusted_ips(), [a.user for a in config.accounts], config.policy)
         self._calls: dict[str, _Call] = {}
         self._pending: dict[ClientTransaction, _Pending] = {}
@@ -398,6 +398,7 @@ class UserAgent:
     def get_timer(self) -> float | None:
         deadlines = [self.transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self._accounts.values()]
+        deadlines += [a.mwi.get_timer() for a in self._accounts.values() if a.mwi is not None]
         deadlines += [c.dialog.get_timer() for c in self._calls.values() if c.dialog is not None]
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -405,6 +406,8 @@ class UserAgent:
         self.transactions.handle_timer(now)
         for account in self._accounts.values():
             account.registration.handle_timer(now)
+            if account.mwi is not None:
+                account.mwi.handle_timer(now)
         for call in list(self._calls.values()):
             if call.dialog is not None:
                 call.dialog.handle_timer(now)
@@ -418,6 +421,8 @@ class UserAgent:
         self._stopping = False
         for account in self._accounts.values():
             account.registration.start(now)
+            if account.mwi is not None:
+                account.mwi.start(now)
         self._pump(now)
 
     def stop(self, now: float) -> None:
@@ -427,6 +432,8 @@ class UserAgent:
             self.hangup(call.id, now)
         for account in self._accounts.values():
             account.registration.stop(now)
+            if account.mwi is not None:
+                account.mwi.stop(now)
         self._pump(now)
 
     @property
@@ -832,6 +839,10 @@ class UserAgent:
                 progress = True
                 self._on_transaction_event(event, now)
             for account in self._accounts.values():
+                while account.mwi is not None and (sub := account.mwi.next_request()) is not None:
+                    progress = True
+                    request, hop = sub
+                    self._send(request, hop or self._first_hop(account), _Pending("subscribe", account), now)
                 registration = account.registration
                 while (out := registration.next_request()) is not None:
                     progress = True
@@ -913,6 +924,10 @@ class UserAgent:
             error = f"cannot reach {tx.addr[0]}:{tx.addr[1]}: {cause}" if cause else None
             pending.account.registration.handle_timeout(tx.request, now, error)
             return
+        if pending.purpose == "subscribe":
+            if pending.account.mwi is not None:
+                pending.account.mwi.handle_timeout(tx.request, now)
+            return
         call = pending.call
         if call is None:
             return
@@ -930,6 +945,10 @@ class UserAgent:
             return
         if pending.purpose == "register":
             pending.account.registration.handle_response(response, now)
+            return
+        if pending.purpose == "subscribe":
+            if pending.account.mwi is not None:
+                pending.account.mwi.handle_response(tx.request, response, now)
             return
         call = pending.call
         if call is None:
@@ -1103,7 +1122,9 @@ class UserAgent:
 
     def _on_request(self, tx: ServerTransaction, request: Request, now: float) -> None:
         method = request.method
-        if request.to_tag is not None:
+        if method == "NOTIFY" and (account := self._subscriber_of(request)) is not None:
+            self._subscription_notify(account, tx, request, now)
+        elif request.to_tag is not None:
             self._in_dialog(tx, request, now)
         elif method == "INVITE":
             self._incoming_invite(tx, request, now)
@@ -1133,6 +1154,32 @@ class UserAgent:
             return
         self._respond(tx, request, 200, "OK", now)
         self._events.append(MessageWaiting(account.config.name, waiting))
+
+    # -- message waiting by subscription (RFC 3842, RFC 6665; the state machine is in subscription.py) --
+
+    def _mwi_subscription(self, account: _Account) -> MwiSubscription:
+        mailbox = account.config.mailbox
+        return MwiSubscription(
+            aor=account.aor, contact=self._contact(account), auth=account.auth,
+            user_agent=self.config.user_agent, outbound_proxy=self.config.outbound_proxy, rng=self._rng,
+            mailbox=self._target_uri(mailbox) if mailbox else None)
+
+    def _subscriber_of(self, request: Request) -> _Account | None:
+        try:
+            return next((a for a in self._accounts.values() if a.mwi is not None and a.mwi.owns(request)),
+                        None)
+        except HeaderError:
+            return None
+
+    def _subscription_notify(
+        self, account: _Account, tx: ServerTransaction, request: Request, now: float
+    ) -> None:
+        """A NOTIFY of our message-summary subscription: answered, and the lamp's state passed on."""
+        assert account.mwi is not None
+        notified = account.mwi.handle_notify(request, now)
+        self._respond(tx, request, notified.status, notified.reason, now)
+        if notified.waiting is not None:
+            self._events.append(MessageWaiting(account.config.name, notified.waiting))
 
     def _account_for(self, request: Request) -> _Account | None:
         user = request.uri.user if isinstance(request.uri, SipUri) else None
