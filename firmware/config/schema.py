@@ -189,6 +189,10 @@ class PortConfig:
     polarity_reversal: bool = False
     """Reverse the loop polarity while a call is answered, restore it when the call ends (answer and
     far-end disconnect supervision for payphones and call meters)."""
+    mwi_subscribe: bool = False
+    """Subscribe to the mailbox's message-summary (RFC 3842) rather than wait for unsolicited NOTIFYs."""
+    voicemail: str = ""
+    """The mailbox to subscribe to (e.g. the PBX's voicemail number); empty: the port's own extension."""
     features: PortFeatures = field(default_factory=lambda: PortFeatures())
     """The ``[ports.features]`` sub-table."""
 
@@ -271,7 +275,8 @@ class Config:
         registrar = _sip_uri(sip.registrar)
         accounts = tuple(
             AccountConfig(name=str(i), user=p.extension, password=p.password.reveal(),
-                          auth_user=p.auth_user or None, display_name=p.display_name or None)
+                          auth_user=p.auth_user or None, display_name=p.display_name or None,
+                          mwi_subscribe=p.mwi_subscribe, mailbox=p.voicemail or None)
             for i, p in enumerate(self.ports) if p.enabled)
         reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
         return UaConfig(
@@ -627,6 +632,8 @@ def _port(data: object, path: str, country: str, classes: set[str], errors: list
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
         hotline=t.text("hotline", "", _check_number),
         polarity_reversal=t.flag("polarity_reversal", False),
+        mwi_subscribe=t.flag("mwi_subscribe", False),
+        voicemail=t.text("voicemail", "", _check_number),
         features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors))
     t.known.append("features")
     if "extension" not in t.data:

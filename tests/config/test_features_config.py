@@ -19,6 +19,8 @@ international = "011x."
 premium = "(1900xxxxxxx|1976xxxxxxx)"
 [[ports]]
 extension = "101"
+mwi_subscribe = true
+voicemail = "*97"
 [ports.features]
 forward_no_answer = "2125551234"
 forward_no_answer_s = 15
@@ -52,6 +54,7 @@ def test_features_reach_the_line_config() -> None:
     plain = cfg.port_features(1)
     assert not plain.restrictions and not plain.anonymous and not plain.warm_line
     assert dict(load_config('[[ports]]\nextension = "101"\n').star_codes) == DEFAULT_STAR_CODES
+    assert cfg.ports[0].mwi_subscribe and cfg.ports[0].voicemail == "*97" and not cfg.ports[1].mwi_subscribe
 
 
 def test_every_bad_feature_key_is_reported_against_its_field() -> None:
