@@ -1,6 +1,7 @@
 """Dial-side features end to end (marker `peers`): the gateway on the simulator registered to a real
 Kamailio, baresip callers. Forwarding by star code answers 302 and the caller reaches the target;
-do not disturb refuses with 480 without ringing; a barred number never reaches Kamailio."""
+do not disturb refuses with 480 without ringing; a barred number never reaches Kamailio; message
+waiting by SUBSCRIBE (to a loopback notifier Kamailio routes to) lights the lamp."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from firmware.config import load_config
 from firmware.line.port import State
 from firmware.sip.registration import RegState
 from hal.sim import SimBoard
-from tests.firmware.test_app import near, strongest, until
+from tests.firmware.test_app import interrupted, near, strongest, until
 from tests.firmware.test_features_app import program
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
+from tests.sip_peers.mwi_notifier import MwiNotifier
 
 pytest_plugins = ["tests.sip_peers.fixtures"]
 
@@ -95,3 +97,59 @@ def test_forwarding_dnd_and_a_barred_number_through_kamailio(
             await gw.stop()
 
     run(scenario, timeout=90)
+
+
+MWI_CONFIG = """
+[system]
+data_dir = "{data}"
+[sip]
+registrar = "127.0.0.1:{port}"
+local_port = 0
+[[ports]]
+extension = "201"
+password = "pw-201"
+mwi_subscribe = true
+"""
+
+
+@pytest.mark.peers
+def test_message_waiting_by_subscription_through_kamailio(
+        tmp_path: Path, kamailio_factory: KamailioFactory) -> None:
+    """Port 1 SUBSCRIBEs to message-summary (digest-challenged by Kamailio, which routes the event to
+    a loopback notifier); the notifier's NOTIFYs come back through Kamailio's Record-Route: the lamp
+    lights, dial tone stutters, 'no' turns the lamp off, and stopping the gateway unsubscribes."""
+    kamailio = kamailio_factory(users={"201": "pw-201"}, start=False)
+
+    async def scenario() -> None:
+        notifier = MwiNotifier()
+        kamailio.mwi_server = await notifier.start()
+        await blocking(kamailio.start)
+        assert kamailio.ports is not None
+        proxy = ("127.0.0.1", kamailio.ports.udp)
+        gw = Gateway(load_config(MWI_CONFIG.format(data=tmp_path, port=kamailio.ports.udp)))
+        board = gw.board
+        assert isinstance(board, SimBoard)
+        phone = board.phones[0]
+        await gw.start()
+        try:
+            await asyncio.wait_for(notifier.subscribed.wait(), 10)
+            sub = notifier.subscribes[-1]
+            assert sub.headers.get("Event") == "message-summary" and sub.from_.uri.user == "201"
+            assert kamailio.log().count("REQ SUBSCRIBE") >= 2, "challenged, then sent with credentials"
+            notifier.notify(True, proxy)
+            await until(lambda: phone.mwi_lamp, 10, "the message-waiting lamp lights")
+            phone.lift(board.now())
+            await asyncio.sleep(0.8)
+            assert interrupted(phone.earpiece(0.6)), "stutter dial tone"
+            phone.hang_up(board.now())
+            await until(lambda: gw.lines[0].state is State.IDLE, 3, "on hook")
+            notifier.notify(False, proxy)
+            await until(lambda: not phone.mwi_lamp, 10, "the lamp goes off")
+            assert notifier.notify_answers == [200, 200]
+        finally:
+            await gw.stop()
+            await asyncio.sleep(0.3)
+            notifier.close()
+        assert notifier.subscribes[-1].headers.get("Expires") == "0", "unsubscribed on stop"
+
+    run(scenario, timeout=60)

@@ -49,6 +49,8 @@ class Kamailio:
     algorithm: str = "MD5"
     auth_invite: bool = True
     follow_redirects: bool = False
+    mwi_server: int | None = None
+    """UDP port on 127.0.0.1 of a message-summary notifier: SUBSCRIBEs for that event go there."""
     tls: bool = True
     ipv6: bool | None = None  # None: listen on [::1] too when the host has it
     debug: int = 2
@@ -110,7 +112,8 @@ class Kamailio:
             if self.tls:
                 listen.append(f"listen=tls:{host}:{self.ports.tls}")
         defines = "\n".join(d for d, on in (("#!define WITH_AUTH_INVITE", self.auth_invite),
-                                             ("#!define WITH_REDIRECT", self.follow_redirects)) if on)
+                                             ("#!define WITH_REDIRECT", self.follow_redirects),
+                                             ("#!define WITH_MWI_SERVER", self.mwi_server is not None)) if on)
         tls_params = ""
         if self.tls:
             tls_cfg = self.workdir / "tls.cfg"
@@ -133,6 +136,7 @@ class Kamailio:
             "TLS_MODULE": 'loadmodule "tls.so"' if self.tls else "",
             "TLS_PARAMS": tls_params,
             "ALGORITHM": self.algorithm,
+            "MWI_SERVER": f"sip:127.0.0.1:{self.mwi_server}" if self.mwi_server else "",
             "USERS": users or "\t$var(none) = 0;",
         }.items():
             text = text.replace(f"@@{key}@@", value)
