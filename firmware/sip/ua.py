@@ -43,6 +43,7 @@ from firmware.sip.message import (
     parse_message,
 )
 from firmware.sip.policy import Action, PolicyConfig, RequestPolicy
+from firmware.sip.presence import DialogNotifier, PortDialog
 from firmware.sip.registration import RegState
 from firmware.sip.sdp import (
     Direction,
@@ -94,7 +95,7 @@ Addr = tuple[str, int]
 ServerKey = tuple[str, int | None]
 """A configured server by name: (lower-case host, port or None), as `targets` is keyed."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, SUBSCRIBE"
 SUPPORTED = "timer"  # RFC 4028
 _DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 ANONYMOUS_URI = SipUri("sip", "anonymous", "anonymous.invalid")
@@ -250,6 +251,7 @@ class _Account:
     registration: reg.Registration
     auth: DigestClient
     mwi: MwiSubscription | None = None
+    presence: DialogNotifier | None = None
 
 
 @dataclass
@@ -282,7 +284,7 @@ class _Call:
 class _Pending:
     """What a client transaction is for, so its response reaches the right place."""
 
-    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "other"]
+    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "notify", "other"]
     account: _Account
     call: _Call | None = None
     server: ServerKey | None = None
@@ -339,6 +341,7 @@ class UserAgent:
             self._accounts[acct.name] = account
             if acct.mwi_subscribe:
                 account.mwi = self._mwi_subscription(account)
+            account.presence = DialogNotifier(aor, self._contact(account), rng=self._rng)
         self.policy = RequestPolicy(self._trusted_ips(), [a.user for a in config.accounts], config.policy)
         self._calls: dict[str, _Call] = {}
         self._pending: dict[ClientTransaction, _Pending] = {}
@@ -399,6 +402,7 @@ class UserAgent:
         deadlines = [self.transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self._accounts.values()]
         deadlines += [a.mwi.get_timer() for a in self._accounts.values() if a.mwi is not None]
+        deadlines += [a.presence.get_timer() for a in self._accounts.values() if a.presence is not None]
         deadlines += [c.dialog.get_timer() for c in self._calls.values() if c.dialog is not None]
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -408,6 +412,8 @@ class UserAgent:
             account.registration.handle_timer(now)
             if account.mwi is not None:
                 account.mwi.handle_timer(now)
+            if account.presence is not None:
+                account.presence.handle_timer(now)
         for call in list(self._calls.values()):
             if call.dialog is not None:
                 call.dialog.handle_timer(now)
@@ -434,6 +440,8 @@ class UserAgent:
             account.registration.stop(now)
             if account.mwi is not None:
                 account.mwi.stop(now)
+            if account.presence is not None:
+                account.presence.stop()
         self._pump(now)
 
     @property
@@ -843,6 +851,9 @@ class UserAgent:
                     progress = True
                     request, hop = sub
                     self._send(request, hop or self._first_hop(account), _Pending("subscribe", account), now)
+                while account.presence is not None and (out_notify := account.presence.next_request()):
+                    progress = True
+                    self._send(out_notify[0], out_notify[1], _Pending("notify", account), now)
                 registration = account.registration
                 while (out := registration.next_request()) is not None:
                     progress = True
@@ -928,6 +939,10 @@ class UserAgent:
             if pending.account.mwi is not None:
                 pending.account.mwi.handle_timeout(tx.request, now)
             return
+        if pending.purpose == "notify":
+            if pending.account.presence is not None:
+                pending.account.presence.notify_failed(tx.request.call_id, 408)
+            return
         call = pending.call
         if call is None:
             return
@@ -949,6 +964,10 @@ class UserAgent:
         if pending.purpose == "subscribe":
             if pending.account.mwi is not None:
                 pending.account.mwi.handle_response(tx.request, response, now)
+            return
+        if pending.purpose == "notify":
+            if pending.account.presence is not None and response.status >= 300:
+                pending.account.presence.notify_failed(tx.request.call_id, response.status)
             return
         call = pending.call
         if call is None:
@@ -1124,6 +1143,8 @@ class UserAgent:
         method = request.method
         if method == "NOTIFY" and (account := self._subscriber_of(request)) is not None:
             self._subscription_notify(account, tx, request, now)
+        elif method == "SUBSCRIBE":
+            self._watcher_subscribe(tx, request, now)
         elif request.to_tag is not None:
             self._in_dialog(tx, request, now)
         elif method == "INVITE":
@@ -1180,6 +1201,36 @@ class UserAgent:
         self._respond(tx, request, notified.status, notified.reason, now)
         if notified.waiting is not None:
             self._events.append(MessageWaiting(account.config.name, notified.waiting))
+
+    # -- presence: the dialog event package (RFC 4235; the notifier is in presence.py) ----------------
+
+    def set_presence(self, account: str, dialog: PortDialog | None, now: float) -> None:
+        """The port's call state for its watchers (None: idle); NOTIFYs go out to each."""
+        notifier = self._account(account).presence
+        if notifier is not None:
+            notifier.set_state(dialog, now)
+            self._pump(now)
+
+    def _watcher_subscribe(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        """A SUBSCRIBE: `Event: dialog` for one of our accounts is a busy-lamp watcher (RFC 4235);
+        other packages are 489 Bad Event (RFC 6665 §4.2.1.1)."""
+        package = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if package != "dialog":
+            response = build_error_response(request, 489, "Bad Event", to_tag=self._tag())
+            assert response is not None
+            response.headers.add("Allow-Events", "dialog")
+            self.transactions.send_response(tx, response, now)
+            return
+        account = self._account_for(request)
+        if account is None or account.presence is None:
+            self._respond(tx, request, 404, _REASONS[404], now)
+            return
+        try:
+            response = account.presence.subscribe(request, self._tag(), now)
+        except (ValueError, HeaderError):
+            self._respond(tx, request, 400, "Bad Request", now)
+            return
+        self.transactions.send_response(tx, response, now)
 
     def _account_for(self, request: Request) -> _Account | None:
         user = request.uri.user if isinstance(request.uri, SipUri) else None
