@@ -59,6 +59,7 @@ from firmware.media.rtcp import CallStats
 from firmware.media.rtp import Address
 from firmware.sip.agent import SipAgent
 from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
+from firmware.sip.presence import CallState, Direction, PortDialog
 from firmware.sip.sdp import Negotiated
 from firmware.sip.ua import (
     CallAnswered,
@@ -83,6 +84,12 @@ LOOPBACK = "127.0.0.1"
 PCMU = 0
 TELEPHONE_EVENT = 101
 PTIME = 20
+PRESENCE_STATES: dict[State, CallState] = {
+    State.DIALTONE: "trying", State.COLLECTING: "trying", State.CALLING: "trying",
+    State.RINGING: "early", State.CONNECTED: "confirmed", State.DISCONNECT: "terminated",
+    State.TONE: "terminated", State.HOWLER: "terminated", State.LOCKOUT: "terminated"}
+"""The port's state as an RFC 4235 dialog state (IDLE: no dialog). Off hook counts as busy from the
+first dial tone, as a busy lamp should show; a call that ended leaves the line off hook: terminated."""
 MAX_FORWARDS = 5
 """Forwarding hops an intercom call follows before it is refused (a loop of ports forwarding to
 each other must end; RFC 3261 §16.6 uses Max-Forwards for the same reason)."""
@@ -130,6 +137,8 @@ class Gateway:
         self.agent: SipAgent | None = None
         self.history: CallHistory | None = None
         self.feature_store: FeatureStore | None = None
+        self._presence: dict[int, PortDialog | None] = {}
+        self._dialog_ids = 0
         self._legs: dict[int, _Leg] = {}
         self._by_call: dict[str, int] = {}
         self._local_ids = 0
@@ -262,6 +271,26 @@ class Gateway:
         for action in actions:
             _log.debug("port %d: %s", port + 1, action)
             self._execute(port, action)
+        self._offer_presence(port)
+
+    def _offer_presence(self, port: int) -> None:
+        """Tell the port's dialog-package watchers (busy lamps, RFC 4235) when its state changed."""
+        line = self.lines.get(port)
+        if self.agent is None or line is None:
+            return
+        state = PRESENCE_STATES.get(line.state)
+        shown = self._presence.get(port)
+        if state is None:
+            dialog = None
+        elif shown is not None:  # the same call moves on; once terminated it stays so until idle
+            dialog = shown if shown.state == "terminated" else PortDialog(shown.id, state, shown.direction)
+        else:
+            self._dialog_ids += 1
+            direction: Direction = "recipient" if line.state is State.RINGING else "initiator"
+            dialog = PortDialog(f"port{port + 1}-{self._dialog_ids}", state, direction)
+        if dialog != shown:
+            self._presence[port] = dialog
+            self.agent.set_presence(str(port), dialog)
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()

@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from firmware.sip.presence import PortDialog
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
@@ -231,6 +232,9 @@ class SipAgent:
         self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media,
                                                                anonymous=anonymous)))
         return result[0]
+
+    def set_presence(self, account: str, dialog: PortDialog | None) -> None:
+        self._step(lambda ua, now: ua.set_presence(account, dialog, now))
 
     def redirect(self, call: str, target: str) -> None:
         self._step(lambda ua, now: ua.redirect(call, target, now))

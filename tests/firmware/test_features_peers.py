@@ -1,7 +1,8 @@
 """Dial-side features end to end (marker `peers`): the gateway on the simulator registered to a real
 Kamailio, baresip callers. Forwarding by star code answers 302 and the caller reaches the target;
 do not disturb refuses with 480 without ringing; a barred number never reaches Kamailio; message
-waiting by SUBSCRIBE (to a loopback notifier Kamailio routes to) lights the lamp."""
+waiting by SUBSCRIBE (to a loopback notifier Kamailio routes to) lights the lamp; a dialog-package
+watcher sees the port's presence."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from hal.sim import SimBoard
 from tests.firmware.test_app import interrupted, near, strongest, until
 from tests.firmware.test_features_app import program
 from tests.sip_e2e import blocking, run
+from tests.sip_peers.dialog_watcher import DialogWatcher
 from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
 from tests.sip_peers.mwi_notifier import MwiNotifier
 
@@ -151,5 +153,54 @@ def test_message_waiting_by_subscription_through_kamailio(
             await asyncio.sleep(0.3)
             notifier.close()
         assert notifier.subscribes[-1].headers.get("Expires") == "0", "unsubscribed on stop"
+
+    run(scenario, timeout=60)
+
+
+@pytest.mark.peers
+def test_presence_notifies_reach_a_subscriber_through_kamailio(
+        tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
+    """A busy-lamp watcher (subscriber 202, digest-challenged by Kamailio) SUBSCRIBEs to Event: dialog
+    for 201; baresip 203 calls 201: the watcher sees idle, early, confirmed, terminated, with the
+    dialog-info version counting up, all routed through Kamailio."""
+    kamailio = kamailio_factory(users={"201": "pw-201", "202": "pw-202", "203": "pw-203"})
+    caller = register_phone(kamailio, "203", answermode="manual")
+    assert kamailio.ports is not None
+    cfg = load_config(MWI_CONFIG.replace("mwi_subscribe = true\n", "").format(
+        data=tmp_path, port=kamailio.ports.udp))
+
+    async def scenario() -> None:
+        assert kamailio.ports is not None
+        watcher = DialogWatcher("202", "pw-202", ("127.0.0.1", kamailio.ports.udp))
+        await watcher.start()
+        gw = Gateway(cfg)
+        board = gw.board
+        assert isinstance(board, SimBoard)
+        phone = board.phones[0]
+        await gw.start()
+        try:
+            agent = gw.agent
+            assert agent is not None
+            await until(lambda: agent.registration_state("0")[0] is RegState.REGISTERED, 10, "201 registered")
+            watcher.subscribe("201")
+            await watcher.wait_for(lambda seen: len(seen) >= 1 and bool(watcher.final))
+            assert watcher.final == [200] and watcher.seen[0].states == ()
+            assert watcher.seen[0].subscription_state.startswith("active;expires=")
+            assert (await blocking(caller.phone.dial, kamailio.uri("201")))["ok"]
+            await watcher.wait_for(lambda seen: seen[-1].states == ("early",))
+            await until(lambda: phone.ringing, 5, "port 1 rings")
+            phone.lift(board.now())
+            await watcher.wait_for(lambda seen: seen[-1].states == ("confirmed",))
+            await blocking(caller.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+            await blocking(caller.phone.hangup)
+            await watcher.wait_for(lambda seen: seen[-1].states == ("terminated",))
+            phone.hang_up(board.now())
+            assert [s.version for s in watcher.seen] == list(range(len(watcher.seen)))
+            assert [s.states for s in watcher.seen] == [(), ("early",), ("confirmed",), ("terminated",)]
+        finally:
+            await gw.stop()
+            await asyncio.sleep(0.3)
+            watcher.close()
+        assert watcher.seen[-1].subscription_state == "terminated;reason=noresource", "ended on stop"
 
     run(scenario, timeout=60)
