@@ -30,6 +30,7 @@ from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, gen
 from dsp.tone_table import cad
 from dsp.tones import Tone, country, ring_cadence, tone
 from firmware.config import Config
+from firmware.config.schema import account_name, account_port
 from firmware.line.dialplan import DialPlan
 from firmware.line.features import Features
 from firmware.line.port import (
@@ -221,13 +222,15 @@ class Gateway:
     def _on_sip(self, event: Event) -> None:
         now = self.board.now()
         if isinstance(event, RegistrationChanged):
-            _log.info("port %s registration: %s%s", int(event.account) + 1, event.state,
-                      f" ({event.error})" if event.error else "")
+            where, index = account_port(event.account)
+            _log.info("port %s%s registration: %s%s", where + 1, f" account {index + 1}" if index else "",
+                      event.state, f" ({event.error})" if event.error else "")
         elif isinstance(event, IncomingCall):
             self._incoming_sip(event, now)
         elif isinstance(event, MessageWaiting):
-            if (line := self.lines.get(int(event.account))) is not None:
-                self._run(int(event.account), line.mwi(event.waiting, now))
+            mailbox = account_port(event.account)[0]
+            if (line := self.lines.get(mailbox)) is not None:
+                self._run(mailbox, line.mwi(event.waiting, now))
         elif (port := self._by_call.get(getattr(event, "call", ""))) is not None:
             leg, line = self._legs.get(port), self.lines[port]
             if leg is None:
@@ -249,13 +252,14 @@ class Gateway:
 
     def _incoming_sip(self, event: IncomingCall, now: float) -> None:
         assert self.agent is not None
-        port = int(event.account)
+        port, index = account_port(event.account)
         line = self.lines.get(port)
         if line is None:
             self.agent.reject(event.call, 404)
             return
         caller = sip_caller(event)
-        cadence = alert_info_cadence(event.alert_info, self.country, self.config.port_ring_cadence(port))
+        own = self.config.port_ring_cadence(port, index)  # the called account's cadence
+        cadence = alert_info_cadence(event.alert_info, self.country, own)
         actions = line.incoming(event.call, caller.number, caller.name, now, private=caller.private,
                                 cadence=cadence)
         if not any(isinstance(a, Reject | Forward) for a in actions):
@@ -290,7 +294,7 @@ class Gateway:
             dialog = PortDialog(f"port{port + 1}-{self._dialog_ids}", state, direction)
         if dialog != shown:
             self._presence[port] = dialog
-            self.agent.set_presence(str(port), dialog)
+            self.agent.set_presence(account_name(port), dialog)
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()
@@ -401,7 +405,8 @@ class Gateway:
         media = await leg.bound
         if self._legs.get(port) is not leg:
             return
-        leg.id = self.agent.place_call(str(port), number, media, anonymous=anonymous)
+        account, number = self.config.outgoing_account(port, number)
+        leg.id = self.agent.place_call(account, number, media, anonymous=anonymous)
         self._by_call[leg.id] = port
 
     def _local_call(self, port: int, target: int, now: float, *, anonymous: bool = False,

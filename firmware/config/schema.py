@@ -195,6 +195,35 @@ class PortConfig:
     """The mailbox to subscribe to (e.g. the PBX's voicemail number); empty: the port's own extension."""
     features: PortFeatures = field(default_factory=lambda: PortFeatures())
     """The ``[ports.features]`` sub-table."""
+    accounts: tuple[ExtraAccount, ...] = ()
+    """Further SIP accounts on the same phone (``[[ports.accounts]]``), e.g. a business line."""
+
+
+@dataclass(frozen=True)
+class ExtraAccount:
+    """A second (third...) SIP account of a port: it registers on its own, its calls ring the same
+    phone with their own cadence, and numbers dialled with its `prefix` go out on it."""
+
+    extension: str
+    auth_user: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    display_name: str = ""
+    ring_cadence: str = ""
+    """Empty means the port's cadence; a PBX's Alert-Info still wins per call."""
+    prefix: str = ""
+    """Dialled before a number to call out on this account (stripped); empty: incoming only."""
+
+
+def account_name(port: int, index: int = 0) -> str:
+    """The SIP account name of a port's `index`-th account: "0" for port 0's own (as before several
+    accounts existed), "0.1", "0.2"... for its `accounts`."""
+    return str(port) if index == 0 else f"{port}.{index}"
+
+
+def account_port(name: str) -> tuple[int, int]:
+    """`account_name`'s inverse: (port, account index)."""
+    port, _, index = name.partition(".")
+    return int(port), int(index or 0)
 
 
 @dataclass(frozen=True)
@@ -257,9 +286,19 @@ class Config:
         chosen = self.ports[index].callerid or self.regional.callerid
         return country_info(self.regional.country).callerid_standard if chosen == "auto" else chosen
 
-    def port_ring_cadence(self, index: int) -> str:
-        """The cadence name for `dsp.tones.ring_cadence(name, country)`, override resolved."""
-        return self.ports[index].ring_cadence or self.regional.ring_cadence
+    def port_ring_cadence(self, index: int, account: int = 0) -> str:
+        """The cadence name for `dsp.tones.ring_cadence(name, country)` of calls to a port's account
+        (0: its own), overrides resolved."""
+        extra = self.ports[index].accounts[account - 1].ring_cadence if account else ""
+        return extra or self.ports[index].ring_cadence or self.regional.ring_cadence
+
+    def outgoing_account(self, index: int, number: str) -> tuple[str, str]:
+        """(account name, number to send) for a number port `index` dialled: an account's prefix
+        selects that account and is stripped; otherwise the port's own account."""
+        for k, extra in enumerate(self.ports[index].accounts, start=1):
+            if extra.prefix and number.startswith(extra.prefix) and len(number) > len(extra.prefix):
+                return account_name(index, k), number[len(extra.prefix):]
+        return account_name(index), number
 
     def to_board_config(self, *, sim_realtime: bool = True) -> BoardConfig:
         hw = self.hardware
@@ -274,10 +313,13 @@ class Config:
             raise ValueError("no registrar configured (intercom only): there is no SIP account to run")
         registrar = _sip_uri(sip.registrar)
         accounts = tuple(
-            AccountConfig(name=str(i), user=p.extension, password=p.password.reveal(),
+            AccountConfig(name=account_name(i), user=p.extension, password=p.password.reveal(),
                           auth_user=p.auth_user or None, display_name=p.display_name or None,
                           mwi_subscribe=p.mwi_subscribe, mailbox=p.voicemail or None)
-            for i, p in enumerate(self.ports) if p.enabled)
+            for i, p in enumerate(self.ports) if p.enabled) + tuple(
+            AccountConfig(name=account_name(i, k), user=a.extension, password=a.password.reveal(),
+                          auth_user=a.auth_user or None, display_name=a.display_name or None)
+            for i, p in enumerate(self.ports) if p.enabled for k, a in enumerate(p.accounts, start=1))
         reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
         return UaConfig(
             domain=sip.domain or registrar.host, accounts=accounts, registrar=registrar,
@@ -616,6 +658,32 @@ def _port_features(data: object, path: str, classes: set[str], errors: list[Fiel
     return cfg
 
 
+def _accounts(data: object, path: str, country: str, errors: list[FieldError]) -> tuple[ExtraAccount, ...]:
+    if not isinstance(data, list):
+        errors.append(FieldError(path, "must be an array of tables ([[ports.accounts]] blocks)"))
+        return ()
+    out: list[ExtraAccount] = []
+    for n, item in enumerate(data):
+        t = _Table(item, f"{path}[{n}]", errors)
+        account = ExtraAccount(
+            extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
+                             else "must be 2-15 digits"),
+            auth_user=t.text("auth_user", ""),
+            password=Secret(t.text("password", "")),
+            display_name=t.text("display_name", "", lambda v: None if len(v) <= 64 and v.isprintable()
+                                else "must be at most 64 printable characters"),
+            ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
+            prefix=t.text("prefix", "", lambda v: None if not v or re.fullmatch(r"[0-9*#]{1,4}", v)
+                          else "must be 1-4 of 0-9 * #"))
+        if "extension" not in t.data:
+            t.error("extension", "is required")
+        if account.prefix and account.prefix in [a.prefix for a in out]:
+            t.error("prefix", f"{account.prefix} is already the prefix of another account of this port")
+        t.finish()
+        out.append(account)
+    return tuple(out)
+
+
 def _port(data: object, path: str, country: str, classes: set[str], errors: list[FieldError]) -> PortConfig:
     t = _Table(data, path, errors)
     cfg = PortConfig(
@@ -634,8 +702,9 @@ def _port(data: object, path: str, country: str, classes: set[str], errors: list
         polarity_reversal=t.flag("polarity_reversal", False),
         mwi_subscribe=t.flag("mwi_subscribe", False),
         voicemail=t.text("voicemail", "", _check_number),
-        features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors))
-    t.known.append("features")
+        features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors),
+        accounts=_accounts(t.data.get("accounts", []), f"{path}.accounts", country, errors))
+    t.known += ["features", "accounts"]
     if "extension" not in t.data:
         t.error("extension", "is required")
     t.finish()
@@ -665,11 +734,13 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         top.error("ports", "at least one [[ports]] block is required")
     if len(ports) > hardware.ports:
         top.error("ports", f"{len(ports)} ports configured but hardware.ports is {hardware.ports}")
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for n, p in enumerate(ports):
-        if _EXTENSION_RE.fullmatch(p.extension) and p.extension in seen:
-            top.error(f"ports[{n}].extension", f"{p.extension} is already used by ports[{seen[p.extension]}]")
-        seen.setdefault(p.extension, n)
+        for path, ext in [(f"ports[{n}]", p.extension),
+                          *((f"ports[{n}].accounts[{k}]", a.extension) for k, a in enumerate(p.accounts))]:
+            if _EXTENSION_RE.fullmatch(ext) and ext in seen:
+                top.error(f"{path}.extension", f"{ext} is already used by {seen[ext]}")
+            seen.setdefault(ext, path)
     if errors:
         raise ConfigError(errors)
     return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware,

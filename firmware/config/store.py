@@ -19,6 +19,7 @@ from typing import Any
 from firmware.config.schema import (
     SCHEMA_VERSION,
     Config,
+    ExtraAccount,
     HardwareConfig,
     PortConfig,
     PortFeatures,
@@ -40,12 +41,22 @@ def _plain(value: object) -> object:
     return value
 
 
-def _section(obj: SystemConfig | HardwareConfig | RegionalConfig | SipConfig | PortConfig | PortFeatures
-             ) -> dict[str, Any]:
+Section = (SystemConfig | HardwareConfig | RegionalConfig | SipConfig | PortConfig | PortFeatures
+           | ExtraAccount)
+
+
+def _section(obj: Section) -> dict[str, Any]:
     """The fields of one section, minus the ones TOML cannot say (None means absent); a port's
-    features become its ``[ports.features]`` sub-table."""
-    out = {f.name: _section(v) if isinstance(v := getattr(obj, f.name), PortFeatures) else _plain(v)
-           for f in fields(obj)}
+    features become its ``[ports.features]`` sub-table, its accounts ``[[ports.accounts]]``."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, PortFeatures):
+            out[f.name] = _section(value)
+        elif f.name == "accounts" and isinstance(obj, PortConfig):
+            out[f.name] = [_section(a) for a in value]
+        else:
+            out[f.name] = _plain(value)
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -83,10 +94,13 @@ def dumps(doc: dict[str, Any]) -> str:
         tables = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
         for table in tables:
             body += ["", f"[{key}]" if isinstance(value, dict) else f"[[{key}]]"]
-            body += [f"{k} = {_value(v)}" for k, v in table.items() if not isinstance(v, dict)]
-            for sub, subtable in table.items():
-                if isinstance(subtable, dict):
-                    body += ["", f"[{key}.{sub}]"] + [f"{k} = {_value(v)}" for k, v in subtable.items()]
+            nested = {k: v for k, v in table.items()
+                      if isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))}
+            body += [f"{k} = {_value(v)}" for k, v in table.items() if k not in nested]
+            for sub, inner in nested.items():
+                for subtable in [inner] if isinstance(inner, dict) else inner:
+                    header = f"[{key}.{sub}]" if isinstance(inner, dict) else f"[[{key}.{sub}]]"
+                    body += ["", header] + [f"{k} = {_value(v)}" for k, v in subtable.items()]
     return "\n".join(head + body) + "\n"
 
 

@@ -94,3 +94,43 @@ def test_features_survive_a_save_and_load(tmp_path: Path) -> None:
     store.save(cfg)
     assert store.load() == cfg
     assert "[ports.features]" in (tmp_path / "hookflash.toml").read_text()
+
+
+ACCOUNTS = """
+[sip]
+registrar = "pbx.example.com"
+[[ports]]
+extension = "201"
+password = "home-pw"
+[[ports.accounts]]
+extension = "301"
+password = "work-pw"
+display_name = "Business"
+ring_cadence = "bellcore-dr2"
+prefix = "8"
+[[ports]]
+extension = "202"
+"""
+
+
+def test_a_second_account_on_a_port_registers_and_keeps_the_old_names() -> None:
+    cfg = load_config(ACCOUNTS)
+    names = [(a.name, a.user, a.display_name) for a in cfg.to_ua_config().accounts]
+    assert names == [("0", "201", None), ("1", "202", None), ("0.1", "301", "Business")]
+    assert cfg.port_ring_cadence(0) == "normal" and cfg.port_ring_cadence(0, 1) == "bellcore-dr2"
+    assert cfg.outgoing_account(0, "82125551234") == ("0.1", "2125551234"), "prefix 8: the business line"
+    assert cfg.outgoing_account(0, "2125551234") == ("0", "2125551234")
+    assert cfg.outgoing_account(1, "82125551234") == ("1", "82125551234")
+
+
+def test_account_errors_are_per_field(tmp_path: Path) -> None:
+    found = errors(ACCOUNTS.replace('extension = "202"', 'extension = "301"').replace(
+        'prefix = "8"', 'prefix = "8x"\n[[ports.accounts]]\nextension = "5"\nring_cadence = "odd"'))
+    assert "ports[0].accounts[0].prefix: must be 1-4 of 0-9 * #" in found
+    assert "ports[0].accounts[1].extension: must be 2-15 digits" in found
+    assert any(e.startswith("ports[0].accounts[1].ring_cadence: unknown ring cadence") for e in found)
+    assert "ports[1].extension: 301 is already used by ports[0].accounts[0]" in found
+    cfg = load_config(ACCOUNTS)
+    store = ConfigStore(tmp_path / "hookflash.toml")
+    store.save(cfg)
+    assert store.load() == cfg and "[[ports.accounts]]" in (tmp_path / "hookflash.toml").read_text()

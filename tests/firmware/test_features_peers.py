@@ -204,3 +204,73 @@ def test_presence_notifies_reach_a_subscriber_through_kamailio(
         assert watcher.seen[-1].subscription_state == "terminated;reason=noresource", "ended on stop"
 
     run(scenario, timeout=60)
+
+
+ACCOUNTS_CONFIG = """
+[system]
+data_dir = "{data}"
+[sip]
+registrar = "127.0.0.1:{port}"
+local_port = 0
+[[ports]]
+extension = "201"
+password = "pw-201"
+[[ports.accounts]]
+extension = "301"
+password = "pw-301"
+ring_cadence = "bellcore-dr2"
+prefix = "8"
+"""
+
+
+@pytest.mark.peers
+def test_a_second_account_on_one_port_rings_its_own_cadence(
+        tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
+    """Port 1 registers 201 (home) and 301 (business, Bellcore-dr2 long-long ring, prefix 8) to
+    Kamailio. baresip calls 301: the virtual phone rings 0.8 on 0.4 off 0.8; then 201: the normal 2 s
+    burst. Dialling 8 + 202 goes out on the business account (From 301 at Kamailio)."""
+    kamailio = kamailio_factory(users={"201": "pw-201", "301": "pw-301", "202": "pw-202"})
+    caller = register_phone(kamailio, "202", answermode="auto")
+    assert kamailio.ports is not None
+    cfg = load_config(ACCOUNTS_CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
+
+    async def scenario() -> None:
+        gw = Gateway(cfg)
+        board = gw.board
+        assert isinstance(board, SimBoard)
+        phone = board.phones[0]
+        await gw.start()
+        try:
+            agent = gw.agent
+            assert agent is not None
+            await until(lambda: all(agent.registration_state(a)[0] is RegState.REGISTERED
+                                    for a in ("0", "0.1")), 10, "both accounts registered")
+
+            async def bursts(uri: str, n: int) -> list[float]:
+                phone.ring_bursts.clear()
+                assert (await blocking(caller.phone.dial, uri))["ok"]
+                await until(lambda: len(phone.ring_bursts) >= n and phone.ring_bursts[n - 1][1] is not None,
+                            15, f"{n} ring bursts")
+                shape = [round(b - a, 1) for a, b in phone.ring_bursts[:n] if b is not None]
+                gaps = [round(phone.ring_bursts[i + 1][0] - (phone.ring_bursts[i][1] or 0), 1)
+                        for i in range(n - 1)]
+                await blocking(caller.phone.hangup)
+                await until(lambda: not phone.ringing and gw.lines[0].state is State.IDLE, 10,
+                            "ringing stops")
+                caller.phone.clear_events()
+                return [x for pair in zip(shape, [*gaps, None], strict=True) for x in pair if x is not None]
+
+            assert await bursts(kamailio.uri("301"), 2) == [0.8, 0.4, 0.8], "business line: Bellcore-dr2"
+            assert await bursts(kamailio.uri("201"), 1) == [2.0], "home line: the normal US ring"
+
+            await asyncio.sleep(1.0)
+            phone.lift(board.now())
+            await asyncio.sleep(0.4)
+            phone.dial_dtmf("8202#", board.now())
+            await until(lambda: gw.lines[0].state is State.CONNECTED, 10, "answered by baresip 202")
+            assert "REQ INVITE sip:202@" in kamailio.log() and "fU=301" in kamailio.log()
+            phone.hang_up(board.now())
+        finally:
+            await gw.stop()
+
+    run(scenario, timeout=90)
