@@ -294,7 +294,8 @@ class Gateway:
             dialog = PortDialog(f"port{port + 1}-{self._dialog_ids}", state, direction)
         if dialog != shown:
             self._presence[port] = dialog
-            self.agent.set_presence(account_name(port), dialog)
+            for index in range(len(self.config.ports[port].accounts) + 1):  # the phone is busy on each
+                self.agent.set_presence(account_name(port, index), dialog)
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()
