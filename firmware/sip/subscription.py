@@ -28,8 +28,8 @@ from firmware.sip.uri import SipUri, TelUri, Uri
 EVENT = "message-summary"
 ACCEPT = "application/simple-message-summary"
 MIN_REFRESH_MARGIN = 32.0
-"""Refresh this long before expiry (RFC 3261 §10.2.4's rule of thumb for registrations, used here
-the same way), or at half the interval when that is shorter."""
+"""Refresh this long before expiry, or at half the interval when that is later (a short grant); the
+margin covers a refresh that needs a digest round and UDP retransmissions (RFC 3261 Timer F is 32 s)."""
 
 
 class SubState(StrEnum):
@@ -243,7 +243,7 @@ class MwiSubscription:
         self.state = SubState.ACTIVE
         self.last_error = None
         self.retry_at = None
-        self.refresh_at = now + max(min(expires - MIN_REFRESH_MARGIN, expires / 2), 1.0)
+        self.refresh_at = now + max(expires - MIN_REFRESH_MARGIN, expires / 2, 1.0)
 
     def _fail(self, error: str, now: float, retry_after: int | None = None) -> None:
         self.state = SubState.WAITING
