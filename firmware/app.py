@@ -7,7 +7,9 @@ the callee rings with the caller's extension and display name as caller ID, and 
 two ports talk real RTP to each other over 127.0.0.1 (PCMU, telephone-event 101, 20 ms), so a local
 call goes through the same media path as a PBX call. Without a registrar only intercom calls exist.
 A PBX call's caller ID comes from its identity headers (`sip_caller`) and its ring cadence from
-Alert-Info (`alert_info_cadence`).
+Alert-Info (`alert_info_cadence`). Each port has its dial-side features (`firmware.line.features`);
+what the phone programs by star code is kept in `data_dir`/features.db. A forwarded PBX call is
+answered 302; a forwarded intercom call is followed here, as a SIP caller would follow the 302.
 """
 
 from __future__ import annotations
@@ -25,21 +27,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
+from dsp.tone_table import cad
 from dsp.tones import Tone, country, ring_cadence, tone
 from firmware.config import Config, PortConfig
+from firmware.config.schema import account_name, account_port
 from firmware.line.dialplan import DialPlan
+from firmware.line.features import Features
 from firmware.line.port import (
     Action,
     Answer,
     CallOver,
     ConnectMedia,
     DisconnectMedia,
+    Forward,
     Hangup,
     PlaceCall,
     PlayTone,
     PortLine,
     Reject,
     Ring,
+    SaveFeatures,
     SendVmwi,
     SetFeed,
     SetPolarity,
@@ -53,6 +60,7 @@ from firmware.media.rtcp import CallStats
 from firmware.media.rtp import Address
 from firmware.sip.agent import SipAgent
 from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
+from firmware.sip.presence import CallState, Direction, PortDialog
 from firmware.sip.sdp import Negotiated
 from firmware.sip.ua import (
     AccountConfig,
@@ -65,6 +73,7 @@ from firmware.sip.ua import (
     RegistrationChanged,
 )
 from firmware.sip.uri import SipUri, TelUri, Uri, UriError, parse_uri
+from firmware.store.features import FeatureStore
 from firmware.store.history import CallHistory, CallRecord
 from hal.backends import open_board
 from hal.board import Board
@@ -80,6 +89,15 @@ LOOPBACK = "127.0.0.1"
 PCMU = 0
 TELEPHONE_EVENT = 101
 PTIME = 20
+PRESENCE_STATES: dict[State, CallState] = {
+    State.DIALTONE: "trying", State.COLLECTING: "trying", State.CALLING: "trying",
+    State.RINGING: "early", State.CONNECTED: "confirmed", State.DISCONNECT: "terminated",
+    State.TONE: "terminated", State.HOWLER: "terminated", State.LOCKOUT: "terminated"}
+"""The port's state as an RFC 4235 dialog state (IDLE: no dialog). Off hook counts as busy from the
+first dial tone, as a busy lamp should show; a call that ended leaves the line off hook: terminated."""
+MAX_FORWARDS = 5
+"""Forwarding hops an intercom call follows before it is refused (a loop of ports forwarding to
+each other must end; RFC 3261 §16.6 uses Max-Forwards for the same reason)."""
 ALERT_MODES = {"bell202": AlertMode.AFTER_FIRST_RING, "v23": AlertMode.DT_AS,
                "dtmf": AlertMode.LINE_REVERSAL}
 """Caller-ID slot per standard: GR-30-CORE after the first ring; ETSI EN 300 659-1 DT-AS for V.23;
@@ -136,6 +154,7 @@ class Gateway:
         self.clock = MediaClock(self.board, self.pipeline, on_hook=self._on_hook, on_tick=self._on_tick)
         self.lines: dict[int, PortLine] = {}
         self.extensions: dict[str, int] = {}
+        self.feature_store: FeatureStore | None = None
         for index in range(min(len(config.ports), self.board.ports)):
             self._make_line(index)
         self.started = time.time()
@@ -146,10 +165,12 @@ class Gateway:
         """Ports whose new settings wait for their call to end (`apply_config`)."""
         self._subscribers: list[Callable[[dict[str, Any]], None]] = []
         self._published: dict[int, dict[str, Any]] = {}
-        self._accounts: dict[int, AccountConfig] = {}
-        """The SIP account each port has in the running agent."""
+        self._accounts: dict[str, AccountConfig] = {}
+        """The SIP accounts (by name) in the running agent."""
         self.agent: SipAgent | None = None
         self.history: CallHistory | None = None
+        self._presence: dict[int, PortDialog | None] = {}
+        self._dialog_ids = 0
         self._legs: dict[int, _Leg] = {}
         self._by_call: dict[str, int] = {}
         self._local_ids = 0
@@ -162,6 +183,10 @@ class Gateway:
         data = Path(self.config.system.data_dir)
         data.mkdir(parents=True, exist_ok=True)
         self.history = CallHistory(self.config.system.history_db)
+        self.feature_store = FeatureStore(self.config.system.features_db)
+        for port, line in self.lines.items():  # what the phone programmed wins over the config
+            if line.features is not None and (state := self.feature_store.load(port)) is not None:
+                line.features.state = state
         self._clock_task = asyncio.create_task(self.clock.run(), name="media-clock")
         await self._start_agent()
         mode = f"registrar {self.config.sip.registrar}" if self.agent else "intercom only (no registrar)"
@@ -190,6 +215,8 @@ class Gateway:
         self.board.close()
         if self.history is not None:
             self.history.close()
+        if self.feature_store is not None:
+            self.feature_store.close()
         _log.info("gateway stopped")
 
     async def _start_agent(self) -> None:
@@ -198,7 +225,7 @@ class Gateway:
         for port in self._sip_ports():
             self.registration[port] = ("registering", None)
         agent_config = self.config.to_agent_config()
-        self._accounts = {int(a.name): a for a in agent_config.ua.accounts}
+        self._accounts = {a.name: a for a in agent_config.ua.accounts}
         self.agent = SipAgent(agent_config, on_event=self._on_sip)
         try:
             await self.agent.start()
@@ -211,13 +238,18 @@ class Gateway:
         return [p for p, cfg in enumerate(ports) if cfg.enabled]
 
     def _make_line(self, index: int) -> None:
-        """(Re-)create port `index`'s call state machine from the current config (idle ports only)."""
+        """(Re-)create port `index`'s call state machine from the current config (idle ports only);
+        what the phone programmed by star code (the feature store) wins over the config."""
         self.lines.pop(index, None)
         port = self.config.ports[index] if index < len(self.config.ports) else None
         if port is not None and port.enabled and index < self.board.ports:
+            features = Features(self.config.port_features(index), self.config.port_feature_state(index))
+            if self.feature_store is not None and (state := self.feature_store.load(index)) is not None:
+                features.state = state
             self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan),
                                          frozenset(country(self.country).tones),
-                                         hotline=port.hotline, polarity_reversal=port.polarity_reversal)
+                                         hotline=port.hotline, polarity_reversal=port.polarity_reversal,
+                                         features=features)
         self.extensions = {p.extension: i for i, p in enumerate(self.config.ports[:self.board.ports])
                            if p.enabled}
 
@@ -237,8 +269,9 @@ class Gateway:
             logging.getLogger().setLevel(new.system.log_level.upper())
         count = self.board.ports
         changed = {p for p in range(count) if _port_at(old, p) != _port_at(new, p)}
-        if new.regional.country != old.regional.country:
-            changed |= set(range(count))  # the lines' tone sets are the country's
+        if (new.regional.country, new.star_codes, new.restriction_classes) != \
+                (old.regional.country, old.star_codes, old.restriction_classes):
+            changed |= set(range(count))  # every line holds the country's tones and the codes
         self.config, self.country = new, new.regional.country
         sip_restart = new.sip != old.sip
         if sip_restart and self.agent is not None:
@@ -275,17 +308,22 @@ class Gateway:
         self._make_line(port)
         if self.agent is None or sip_restart:
             return
-        before, after = self._accounts.get(port), _account_at(self.config, port)
-        if before == after:
-            return
-        if before is not None:
-            self.agent.remove_account(before.name, unregister=after is None or after.user != before.user)
+        before = {n: a for n, a in self._accounts.items() if account_port(n)[0] == port}
+        after = _accounts_at(self.config, port)
+        for name in sorted(before.keys() | after.keys()):
+            old, new = before.get(name), after.get(name)
+            if old == new:
+                continue
+            if old is not None:
+                self.agent.remove_account(name, unregister=new is None or new.user != old.user)
+                del self._accounts[name]
+            if new is not None:
+                self._accounts[name] = new
+                self.agent.add_account(new)
+        if before.get(account_name(port)) != after.get(account_name(port)):
             self.registration.pop(port, None)
-            del self._accounts[port]
-        if after is not None:
-            self.registration[port] = ("registering", None)
-            self._accounts[port] = after
-            self.agent.add_account(after)
+            if account_name(port) in after:
+                self.registration[port] = ("registering", None)
 
     def _apply_deferred(self, port: int) -> None:
         if port in self._deferred and self._idle(port):
@@ -375,15 +413,18 @@ class Gateway:
     def _on_sip(self, event: Event) -> None:
         now = self.board.now()
         if isinstance(event, RegistrationChanged):
-            _log.info("port %s registration: %s%s", int(event.account) + 1, event.state,
-                      f" ({event.error})" if event.error else "")
-            self.registration[int(event.account)] = (event.state.value, event.error)
-            self._publish(int(event.account))
+            where, index = account_port(event.account)
+            _log.info("port %s%s registration: %s%s", where + 1, f" account {index + 1}" if index else "",
+                      event.state, f" ({event.error})" if event.error else "")
+            if index == 0:  # a port's status shows its own account
+                self.registration[where] = (event.state.value, event.error)
+                self._publish(where)
         elif isinstance(event, IncomingCall):
             self._incoming_sip(event, now)
         elif isinstance(event, MessageWaiting):
-            if (line := self.lines.get(int(event.account))) is not None:
-                self._run(int(event.account), line.mwi(event.waiting, now))
+            mailbox = account_port(event.account)[0]
+            if (line := self.lines.get(mailbox)) is not None:
+                self._run(mailbox, line.mwi(event.waiting, now))
         elif (port := self._by_call.get(getattr(event, "call", ""))) is not None:
             leg, line = self._legs.get(port), self.lines[port]
             if leg is None:
@@ -405,16 +446,17 @@ class Gateway:
 
     def _incoming_sip(self, event: IncomingCall, now: float) -> None:
         assert self.agent is not None
-        port = int(event.account)
+        port, index = account_port(event.account)
         line = self.lines.get(port)
         if line is None:
             self.agent.reject(event.call, 404)
             return
         caller = sip_caller(event)
-        cadence = alert_info_cadence(event.alert_info, self.country, self.config.port_ring_cadence(port))
+        own = self.config.port_ring_cadence(port, index)  # the called account's cadence
+        cadence = alert_info_cadence(event.alert_info, self.country, own)
         actions = line.incoming(event.call, caller.number, caller.name, now, private=caller.private,
                                 cadence=cadence)
-        if not any(isinstance(a, Reject) for a in actions):
+        if not any(isinstance(a, Reject | Forward) for a in actions):
             leg = _Leg("sip", event.call)
             leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
             self._legs[port] = leg
@@ -439,6 +481,27 @@ class Gateway:
             info.connected = time.time()
         self._apply_deferred(port)
         self._publish(port)
+        self._offer_presence(port)
+
+    def _offer_presence(self, port: int) -> None:
+        """Tell the port's dialog-package watchers (busy lamps, RFC 4235) when its state changed."""
+        line = self.lines.get(port)
+        if self.agent is None or line is None:
+            return
+        state = PRESENCE_STATES.get(line.state)
+        shown = self._presence.get(port)
+        if state is None:
+            dialog = None
+        elif shown is not None:  # the same call moves on; once terminated it stays so until idle
+            dialog = shown if shown.state == "terminated" else PortDialog(shown.id, state, shown.direction)
+        else:
+            self._dialog_ids += 1
+            direction: Direction = "recipient" if line.state is State.RINGING else "initiator"
+            dialog = PortDialog(f"port{port + 1}-{self._dialog_ids}", state, direction)
+        if dialog != shown:
+            self._presence[port] = dialog
+            for index in range(len(self.config.ports[port].accounts) + 1):  # the phone is busy on each
+                self.agent.set_presence(account_name(port, index), dialog)
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()
@@ -458,13 +521,18 @@ class Gateway:
         elif isinstance(action, SendVmwi):
             self._vmwi(port, action.active, now)
         elif isinstance(action, PlaceCall):
-            self._place(port, action.number, now)
+            self._place(port, action.number, now, anonymous=action.anonymous)
         elif isinstance(action, Answer) and leg is not None:
             self._answer(port, leg)
         elif isinstance(action, Hangup) and leg is not None:
             self._hangup(leg)
         elif isinstance(action, Reject):
             self._reject(action)
+        elif isinstance(action, Forward):
+            self._forward(action, leg, now)
+        elif isinstance(action, SaveFeatures):
+            if self.feature_store is not None:
+                self.feature_store.save(port, action.state)
         elif isinstance(action, ConnectMedia) and leg is not None:
             leg.want_media = True
             self._start_media(port, leg)
@@ -474,7 +542,24 @@ class Gateway:
         elif isinstance(action, CallOver):
             self._call_over(port, action, now)
 
+    def _forward(self, forward: Forward, leg: _Leg | None, now: float) -> None:
+        """A PBX call is answered 302; an intercom call forwarded on no answer moves its caller on to
+        the target (offered intercom calls are followed in `_local_call`)."""
+        if leg is None or leg.kind == "sip":
+            if self.agent is not None:
+                self.agent.redirect(forward.call_id, forward.target)
+            return
+        caller = leg.peer
+        if caller is None or self._legs.get(caller) is None:
+            return
+        del self._legs[caller]  # its leg toward this port is over; the new call binds afresh
+        self.clock.unbind(caller)
+        self._place(caller, forward.target, now, hops=1)
+
     def _tone(self, name: str) -> Tone:
+        if name == "confirmation":  # GR-506 confirmation tone: three 0.1 s bursts of dial tone
+            dial = tone(self.country, "dial")
+            return Tone("confirmation", dial.components, cad(100, 100, 100, 100, 100, 100), repeat=False)
         try:
             return tone(self.country, name)
         except KeyError:  # e.g. a country without a howler: reorder says the same thing
@@ -504,15 +589,15 @@ class Gateway:
         # ETSI EN 300 659-1 §6.1.1: on-hook data without ringing follows a line reversal and DT-AS
         self.board.lines[port].send_onhook_data(audio, now, reversal=standard == "v23")
 
-    def _place(self, port: int, number: str, now: float) -> None:
+    def _place(self, port: int, number: str, now: float, *, anonymous: bool = False, hops: int = 0) -> None:
         target = self.extensions.get(number)
         line = self.lines[port]
         if target is not None:
-            self._local_call(port, target, now)
+            self._local_call(port, target, now, anonymous=anonymous, hops=hops)
         elif self.agent is not None:
             leg = _Leg("sip", "")
             self._legs[port] = leg
-            self._spawn(self._sip_call(port, leg, number), f"call port {port + 1}")
+            self._spawn(self._sip_call(port, leg, number, anonymous), f"call port {port + 1}")
         else:
             _log.info("port %d: %s is no extension here and there is no PBX", port + 1, number)
             self._soon(port, lambda: line.ended("no route", 404, self.board.now()))
@@ -521,22 +606,30 @@ class Gateway:
         """Feed a port from the loop, not from inside the action list being executed."""
         asyncio.get_running_loop().call_soon(lambda: self._run(port, step()))
 
-    async def _sip_call(self, port: int, leg: _Leg, number: str) -> None:
+    async def _sip_call(self, port: int, leg: _Leg, number: str, anonymous: bool) -> None:
         assert self.agent is not None
         leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
         media = await leg.bound
         if self._legs.get(port) is not leg:
             return
-        leg.id = self.agent.place_call(str(port), number, media)
+        account, number = self.config.outgoing_account(port, number)
+        leg.id = self.agent.place_call(account, number, media, anonymous=anonymous)
         self._by_call[leg.id] = port
 
-    def _local_call(self, port: int, target: int, now: float) -> None:
+    def _local_call(self, port: int, target: int, now: float, *, anonymous: bool = False,
+                    hops: int = 0) -> None:
         self._local_ids += 1
         call_id = f"local-{self._local_ids}"
         caller = self.config.ports[port]
-        actions = self.lines[target].incoming(call_id, caller.extension, caller.display_name or None, now)
-        if any(isinstance(a, Reject) for a in actions):  # in use (or our own number): busy
-            self._soon(port, lambda: self.lines[port].ended("busy", 486, self.board.now()))
+        number, name = ("", None) if anonymous else (caller.extension, caller.display_name or None)
+        actions = self.lines[target].incoming(call_id, number, name, now, private=anonymous)
+        forward = next((a for a in actions if isinstance(a, Forward)), None)
+        if forward is not None and hops < MAX_FORWARDS:  # follow it, as a SIP caller follows a 302
+            self._place(port, forward.target, now, anonymous=anonymous, hops=hops + 1)
+            return
+        status = next((a.status for a in actions if isinstance(a, Reject)), 482 if forward else None)
+        if status is not None:  # in use (or our own number): busy; do not disturb: 480
+            self._soon(port, lambda: self.lines[port].ended("rejected", status, self.board.now()))
             return
         mine, theirs = _Leg("local", call_id, peer=target), _Leg("local", call_id, peer=port)
         for p, leg in ((port, mine), (target, theirs)):
@@ -631,11 +724,11 @@ def _port_at(config: Config, index: int) -> PortConfig | None:
     return config.ports[index] if index < len(config.ports) else None
 
 
-def _account_at(config: Config, index: int) -> AccountConfig | None:
-    """Port `index`'s SIP account under `config` (None: disabled, unconfigured, or no registrar)."""
+def _accounts_at(config: Config, index: int) -> dict[str, AccountConfig]:
+    """Port `index`'s SIP accounts by name under `config` (none: disabled, or no registrar)."""
     if config.intercom_only:
-        return None
-    return next((a for a in config.to_ua_config().accounts if a.name == str(index)), None)
+        return {}
+    return {a.name: a for a in config.to_ua_config().accounts if account_port(a.name)[0] == index}
 
 
 PRIVACY_HIDING_ID = frozenset({"id", "user", "header"})

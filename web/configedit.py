@@ -90,9 +90,10 @@ CSV_COLUMNS = ("port", *(f.name for f in section_fields("ports")))
 
 
 def ports_csv(doc: dict[str, Any]) -> str:
-    """The ports as CSV (port numbers from 1); passwords are never exported (the column is empty)."""
+    """The ports as CSV (port numbers from 1); passwords are never exported (the column is empty);
+    the sub-tables (features, extra accounts) are not columns: an import keeps them."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n", extrasaction="ignore")
     writer.writeheader()
     for n, port in enumerate(doc["ports"], 1):
         row = {"port": n, **{k: form_value("list", v) if isinstance(v, list) else v for k, v in port.items()}}

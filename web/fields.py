@@ -93,14 +93,23 @@ def _kind(annotation: Any) -> str:
     return "text"
 
 
+def _nested(annotation: Any) -> bool:
+    """A sub-table (a dataclass) or an array of them: edited by its own form, not as one field."""
+    args = typing.get_args(annotation)
+    return dataclasses.is_dataclass(annotation) or (
+        typing.get_origin(annotation) is tuple and bool(args) and dataclasses.is_dataclass(args[0]))
+
+
 @functools.cache
 def section_fields(section: str) -> tuple[Field, ...]:
-    """The fields of a section ("ports" for one port), in schema order."""
+    """The plain fields of a section ("ports" for one port), in schema order."""
     cls = schema.PortConfig if section == "ports" else SECTIONS[section]
     hints = typing.get_type_hints(cls)
     docs, choices = _docstrings(), _choices()
     out = []
     for f in dataclasses.fields(cls):
+        if _nested(hints[f.name]):
+            continue
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:

@@ -23,6 +23,14 @@ from typing import Any, Literal, TypeVar, cast
 from dsp.tones import countries, ring_cadence
 from dsp.tones import country as country_info
 from firmware.line.dialplan import DialPlan, DialPlanError
+from firmware.line.features import (
+    DEFAULT_STAR_CODES,
+    FEATURES,
+    FeatureConfig,
+    FeatureName,
+    FeatureState,
+    RestrictionClass,
+)
 from firmware.sip.agent import AgentConfig
 from firmware.sip.policy import DROP, Action, Decision, PolicyConfig
 from firmware.sip.ua import AccountConfig, UaConfig
@@ -43,6 +51,8 @@ DEFAULT_DIAL_PLAN = "(*xx|[2-9]11|[1-9]xx|[2-9]xx[2-9]xxxxxx|1[2-9]xx[2-9]xxxxxx
 
 _EXTENSION_RE = re.compile(r"[0-9]{2,15}")
 _DIGITS_RE = re.compile(r"[0-9*#]{1,32}")
+_STAR_CODE_RE = re.compile(r"[*#][0-9]{1,4}")
+_CLASS_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 
 
 class Secret:
@@ -99,6 +109,11 @@ class SystemConfig:
     @property
     def history_db(self) -> Path:
         return Path(self.data_dir) / "history.db"
+
+    @property
+    def features_db(self) -> Path:
+        """What the phones programmed by star code (forwarding, DND, speed dial)."""
+        return Path(self.data_dir) / "features.db"
 
 
 _BOARD = BoardConfig()
@@ -211,6 +226,63 @@ class PortConfig:
     polarity_reversal: bool = False
     """Reverse the loop polarity while a call is answered, restore it when the call ends (answer and
     far-end disconnect supervision for payphones and call meters)."""
+    mwi_subscribe: bool = False
+    """Subscribe to the mailbox's message-summary (RFC 3842) rather than wait for unsolicited NOTIFYs."""
+    voicemail: str = ""
+    """The mailbox to subscribe to (e.g. the PBX's voicemail number); empty: the port's own extension."""
+    features: PortFeatures = field(default_factory=lambda: PortFeatures())
+    """The ``[ports.features]`` sub-table."""
+    accounts: tuple[ExtraAccount, ...] = ()
+    """Further SIP accounts on the same phone (``[[ports.accounts]]``), e.g. a business line."""
+
+
+@dataclass(frozen=True)
+class ExtraAccount:
+    """A second (third...) SIP account of a port: it registers on its own, its calls ring the same
+    phone with their own cadence, and numbers dialled with its `prefix` go out on it."""
+
+    extension: str
+    auth_user: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    display_name: str = ""
+    ring_cadence: str = ""
+    """Empty means the port's cadence; a PBX's Alert-Info still wins per call."""
+    prefix: str = ""
+    """Dialled before a number to call out on this account (stripped); empty: incoming only."""
+
+
+def account_name(port: int, index: int = 0) -> str:
+    """The SIP account name of a port's `index`-th account: "0" for port 0's own (as before several
+    accounts existed), "0.1", "0.2"... for its `accounts`."""
+    return str(port) if index == 0 else f"{port}.{index}"
+
+
+def account_port(name: str) -> tuple[int, int]:
+    """`account_name`'s inverse: (port, account index)."""
+    port, _, index = name.partition(".")
+    return int(port), int(index or 0)
+
+
+@dataclass(frozen=True)
+class PortFeatures:
+    """A port's call features (``[ports.features]``). Forwarding targets and DND here are the state
+    the port starts with; the phone changes them by star code, and that programmed state (kept in
+    ``data_dir``) wins over these values from then on."""
+
+    forward_always: str = ""
+    forward_busy: str = ""
+    forward_no_answer: str = ""
+    forward_no_answer_s: int = 20
+    dnd: bool = False
+    anonymous: bool = False
+    """Every outgoing call anonymous (RFC 3323); *82 shows the identity for one call."""
+    warm_line: str = ""
+    """Number dialled when no key is pressed within `warm_line_s` of going off hook."""
+    warm_line_s: int = 5
+    restrict: tuple[str, ...] = ()
+    """Names of `restriction_classes` this port may not call."""
+    disabled: tuple[FeatureName, ...] = ()
+    """Features switched off on this port (their star codes give reorder)."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +293,26 @@ class Config:
     regional: RegionalConfig = field(default_factory=RegionalConfig)
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    star_codes: tuple[tuple[str, str], ...] = tuple(DEFAULT_STAR_CODES.items())
+    """Star-code name -> keys (``[star_codes]``), NANPA defaults for names not given."""
+    restriction_classes: tuple[tuple[str, str], ...] = ()
+    """Class name -> digit-map patterns (``[restriction_classes]``), e.g. international = "011x."."""
+
+    def port_features(self, index: int) -> FeatureConfig:
+        """The line's feature settings of port `index` (restriction classes compiled)."""
+        f = self.ports[index].features
+        classes = dict(self.restriction_classes)
+        return FeatureConfig(codes=dict(self.star_codes), disabled=frozenset(f.disabled),
+                             forward_no_answer_s=float(f.forward_no_answer_s), anonymous=f.anonymous,
+                             warm_line=f.warm_line, warm_line_s=float(f.warm_line_s),
+                             restrictions=tuple(RestrictionClass(n, DialPlan.parse(classes[n]))
+                                                for n in f.restrict))
+
+    def port_feature_state(self, index: int) -> FeatureState:
+        """The programmable state a port starts with before the phone has changed anything."""
+        f = self.ports[index].features
+        return FeatureState(forward_always=f.forward_always, forward_busy=f.forward_busy,
+                            forward_no_answer=f.forward_no_answer, dnd=f.dnd)
 
     @property
     def intercom_only(self) -> bool:
@@ -232,9 +324,19 @@ class Config:
         chosen = self.ports[index].callerid or self.regional.callerid
         return country_info(self.regional.country).callerid_standard if chosen == "auto" else chosen
 
-    def port_ring_cadence(self, index: int) -> str:
-        """The cadence name for `dsp.tones.ring_cadence(name, country)`, override resolved."""
-        return self.ports[index].ring_cadence or self.regional.ring_cadence
+    def port_ring_cadence(self, index: int, account: int = 0) -> str:
+        """The cadence name for `dsp.tones.ring_cadence(name, country)` of calls to a port's account
+        (0: its own), overrides resolved."""
+        extra = self.ports[index].accounts[account - 1].ring_cadence if account else ""
+        return extra or self.ports[index].ring_cadence or self.regional.ring_cadence
+
+    def outgoing_account(self, index: int, number: str) -> tuple[str, str]:
+        """(account name, number to send) for a number port `index` dialled: an account's prefix
+        selects that account and is stripped; otherwise the port's own account."""
+        for k, extra in enumerate(self.ports[index].accounts, start=1):
+            if extra.prefix and number.startswith(extra.prefix) and len(number) > len(extra.prefix):
+                return account_name(index, k), number[len(extra.prefix):]
+        return account_name(index), number
 
     def to_board_config(self, *, sim_realtime: bool = True) -> BoardConfig:
         hw = self.hardware
@@ -249,9 +351,13 @@ class Config:
             raise ValueError("no registrar configured (intercom only): there is no SIP account to run")
         registrar = _sip_uri(sip.registrar)
         accounts = tuple(
-            AccountConfig(name=str(i), user=p.extension, password=p.password.reveal(),
-                          auth_user=p.auth_user or None, display_name=p.display_name or None)
-            for i, p in enumerate(self.ports) if p.enabled)
+            AccountConfig(name=account_name(i), user=p.extension, password=p.password.reveal(),
+                          auth_user=p.auth_user or None, display_name=p.display_name or None,
+                          mwi_subscribe=p.mwi_subscribe, mailbox=p.voicemail or None)
+            for i, p in enumerate(self.ports) if p.enabled) + tuple(
+            AccountConfig(name=account_name(i, k), user=a.extension, password=a.password.reveal(),
+                          auth_user=a.auth_user or None, display_name=a.display_name or None)
+            for i, p in enumerate(self.ports) if p.enabled for k, a in enumerate(p.accounts, start=1))
         reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
         return UaConfig(
             domain=sip.domain or registrar.host, accounts=accounts, registrar=registrar,
@@ -559,7 +665,84 @@ def _web(data: object, errors: list[FieldError]) -> WebConfig:
     return cfg
 
 
-def _port(data: object, path: str, country: str, errors: list[FieldError]) -> PortConfig:
+def _check_number(v: str) -> str | None:
+    return None if not v or _DIGITS_RE.fullmatch(v) else "must be 1-32 of 0-9 * #"
+
+
+def _star_codes(data: object, errors: list[FieldError]) -> tuple[tuple[str, str], ...]:
+    t = _Table(data, "star_codes", errors)
+    codes = {name: t.text(name, default, lambda v: None if _STAR_CODE_RE.fullmatch(v)
+                          else "must be * or # and 1-4 digits, e.g. *72")
+             for name, default in DEFAULT_STAR_CODES.items()}
+    t.finish()
+    for name, code in codes.items():  # a code that is the start of another would hide it
+        other = next((n for n, c in codes.items() if n != name and c.startswith(code)), None)
+        if other is not None and name in t.data:
+            t.error(name, f"{code} is the same as or the start of {other} ({codes[other]})")
+    return tuple(codes.items())
+
+
+def _restriction_classes(data: object, errors: list[FieldError]) -> tuple[tuple[str, str], ...]:
+    t = _Table(data, "restriction_classes", errors)
+    out = []
+    for name in list(t.data):
+        if not _CLASS_NAME_RE.fullmatch(name):
+            t.known.append(name)
+            t.error(name, "class names are lower-case letters, digits and _ (e.g. international)")
+            continue
+        plan = t.text(name, "", _check_dial_plan)
+        if plan and _check_dial_plan(plan) is None:
+            out.append((name, plan))
+    t.finish()
+    return tuple(out)
+
+
+def _port_features(data: object, path: str, classes: set[str], errors: list[FieldError]) -> PortFeatures:
+    t = _Table(data, path, errors)
+    cfg = PortFeatures(
+        forward_always=t.text("forward_always", "", _check_number),
+        forward_busy=t.text("forward_busy", "", _check_number),
+        forward_no_answer=t.text("forward_no_answer", "", _check_number),
+        forward_no_answer_s=t.integer("forward_no_answer_s", 20, 6, 300),
+        dnd=t.flag("dnd", False),
+        anonymous=t.flag("anonymous", False),
+        warm_line=t.text("warm_line", "", _check_number),
+        warm_line_s=t.integer("warm_line_s", 5, 1, 60),
+        restrict=t.texts("restrict", lambda v: None if v in classes else
+                         f"no restriction class {v!r}; defined: {', '.join(sorted(classes)) or 'none'}"),
+        disabled=cast(tuple[FeatureName, ...], t.texts(
+            "disabled", lambda v: None if v in FEATURES else f"must be one of {', '.join(FEATURES)}")))
+    t.finish()
+    return cfg
+
+
+def _accounts(data: object, path: str, country: str, errors: list[FieldError]) -> tuple[ExtraAccount, ...]:
+    if not isinstance(data, list):
+        errors.append(FieldError(path, "must be an array of tables ([[ports.accounts]] blocks)"))
+        return ()
+    out: list[ExtraAccount] = []
+    for n, item in enumerate(data):
+        t = _Table(item, f"{path}[{n}]", errors)
+        account = ExtraAccount(
+            extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
+                             else "must be 2-15 digits"),
+            auth_user=t.text("auth_user", ""),
+            password=Secret(t.text("password", "")),
+            display_name=t.text("display_name", "", lambda v: None if len(v) <= 64 and v.isprintable()
+                                else "must be at most 64 printable characters"),
+            ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
+            prefix=t.text("prefix", "", lambda v: None if not v or re.fullmatch(r"[0-9*#]{1,4}", v)
+                          else "must be 1-4 of 0-9 * #"))
+        if "extension" not in t.data:
+            t.error("extension", "is required")
+        if account.prefix and account.prefix in [a.prefix for a in out]:
+            t.error("prefix", f"{account.prefix} is already the prefix of another account of this port")
+        t.finish()
+        out.append(account)
+    return tuple(out)
+
+
+def _port(data: object, path: str, country: str, classes: set[str], errors: list[FieldError]) -> PortConfig:
     t = _Table(data, path, errors)
     cfg = PortConfig(
         extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
@@ -573,9 +756,13 @@ def _port(data: object, path: str, country: str, errors: list[FieldError]) -> Po
         callerid=t.text("callerid", "", lambda v: None if not v or v in CALLERID_STANDARDS
                        else f"must be one of {', '.join(CALLERID_STANDARDS)} (or absent), got {v!r}"),
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
-        hotline=t.text("hotline", "", lambda v: None if not v or _DIGITS_RE.fullmatch(v)
-                      else "must be 1-32 of 0-9 * #"),
-        polarity_reversal=t.flag("polarity_reversal", False))
+        hotline=t.text("hotline", "", _check_number),
+        polarity_reversal=t.flag("polarity_reversal", False),
+        mwi_subscribe=t.flag("mwi_subscribe", False),
+        voicemail=t.text("voicemail", "", _check_number),
+        features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors),
+        accounts=_accounts(t.data.get("accounts", []), f"{path}.accounts", country, errors))
+    t.known += ["features", "accounts"]
     if "extension" not in t.data:
         t.error("extension", "is required")
     t.finish()
@@ -592,25 +779,32 @@ def parse_config(data: Mapping[str, Any]) -> Config:
     regional = _regional(top.data.get("regional", {}), errors)
     sip = _sip(top.data.get("sip", {}), errors)
     web = _web(top.data.get("web", {}), errors)
-    top.known += ["system", "hardware", "regional", "sip", "web", "ports"]
+    star_codes = _star_codes(top.data.get("star_codes", {}), errors)
+    classes = _restriction_classes(top.data.get("restriction_classes", {}), errors)
+    top.known += ["system", "hardware", "regional", "sip", "web", "ports", "star_codes",
+                  "restriction_classes"]
     raw_ports = top.data.get("ports", [])
     if not isinstance(raw_ports, list):
         top.error("ports", "must be an array of tables ([[ports]] blocks)")
         raw_ports = []
-    ports = tuple(_port(p, f"ports[{n}]", regional.country, errors) for n, p in enumerate(raw_ports))
+    names = {name for name, _ in classes}
+    ports = tuple(_port(p, f"ports[{n}]", regional.country, names, errors) for n, p in enumerate(raw_ports))
     top.finish()
     if not ports:
         top.error("ports", "at least one [[ports]] block is required")
     if len(ports) > hardware.ports:
         top.error("ports", f"{len(ports)} ports configured but hardware.ports is {hardware.ports}")
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for n, p in enumerate(ports):
-        if _EXTENSION_RE.fullmatch(p.extension) and p.extension in seen:
-            top.error(f"ports[{n}].extension", f"{p.extension} is already used by ports[{seen[p.extension]}]")
-        seen.setdefault(p.extension, n)
+        for path, ext in [(f"ports[{n}]", p.extension),
+                          *((f"ports[{n}].accounts[{k}]", a.extension) for k, a in enumerate(p.accounts))]:
+            if _EXTENSION_RE.fullmatch(ext) and ext in seen:
+                top.error(f"{path}.extension", f"{ext} is already used by {seen[ext]}")
+            seen.setdefault(ext, path)
     if errors:
         raise ConfigError(errors)
-    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware, web=web)
+    return Config(system=system, sip=sip, ports=ports, regional=regional, hardware=hardware, web=web,
+                  star_codes=star_codes, restriction_classes=classes)
 
 
 def load_config(source: str | Path) -> Config:

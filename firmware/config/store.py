@@ -19,8 +19,10 @@ from typing import Any
 from firmware.config.schema import (
     SCHEMA_VERSION,
     Config,
+    ExtraAccount,
     HardwareConfig,
     PortConfig,
+    PortFeatures,
     RegionalConfig,
     Secret,
     SipConfig,
@@ -40,12 +42,22 @@ def _plain(value: object) -> object:
     return value
 
 
-_Section = SystemConfig | HardwareConfig | RegionalConfig | SipConfig | WebConfig | PortConfig
+Section = (SystemConfig | HardwareConfig | RegionalConfig | SipConfig | WebConfig | PortConfig | PortFeatures
+           | ExtraAccount)
 
 
-def _section(obj: _Section) -> dict[str, Any]:
-    """The fields of one section, minus the ones TOML cannot say (None means absent)."""
-    out = {f.name: _plain(getattr(obj, f.name)) for f in fields(obj)}
+def _section(obj: Section) -> dict[str, Any]:
+    """The fields of one section, minus the ones TOML cannot say (None means absent); a port's
+    features become its ``[ports.features]`` sub-table, its accounts ``[[ports.accounts]]``."""
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, PortFeatures):
+            out[f.name] = _section(value)
+        elif f.name == "accounts" and isinstance(obj, PortConfig):
+            out[f.name] = [_section(a) for a in value]
+        else:
+            out[f.name] = _plain(value)
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -54,6 +66,9 @@ def to_dict(config: Config) -> dict[str, Any]:
     doc: dict[str, Any] = {"version": SCHEMA_VERSION}
     for name in SECTIONS:
         doc[name] = _section(getattr(config, name))
+    doc["star_codes"] = dict(config.star_codes)
+    if config.restriction_classes:
+        doc["restriction_classes"] = dict(config.restriction_classes)
     doc["ports"] = [_section(p) for p in config.ports]
     return doc
 
@@ -72,14 +87,21 @@ def _value(v: object) -> str:
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    """TOML for our document shape: top-level scalars, tables of scalars, arrays of such tables."""
+    """TOML for our document shape: top-level scalars, tables of scalars, arrays of such tables whose
+    tables may hold one level of sub-tables (``[ports.features]``)."""
     head = [f"{k} = {_value(v)}" for k, v in doc.items() if not isinstance(v, dict | list)]
     body: list[str] = []
     for key, value in doc.items():
         tables = [value] if isinstance(value, dict) else value if isinstance(value, list) else []
         for table in tables:
             body += ["", f"[{key}]" if isinstance(value, dict) else f"[[{key}]]"]
-            body += [f"{k} = {_value(v)}" for k, v in table.items()]
+            nested = {k: v for k, v in table.items()
+                      if isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))}
+            body += [f"{k} = {_value(v)}" for k, v in table.items() if k not in nested]
+            for sub, inner in nested.items():
+                for subtable in [inner] if isinstance(inner, dict) else inner:
+                    header = f"[{key}.{sub}]" if isinstance(inner, dict) else f"[[{key}.{sub}]]"
+                    body += ["", header] + [f"{k} = {_value(v)}" for k, v in subtable.items()]
     return "\n".join(head + body) + "\n"
 
 

@@ -4,7 +4,9 @@ Inputs carry the board's clock `now` (seconds): hook events, DTMF digit edges fr
 detector, and what the SIP side (or the local intercom) reports about the port's one call. Each
 input returns a list of actions (dataclasses below) that the app executes; `get_timer()` /
 `handle_timer(now)` run the timeouts. No call features here (waiting, transfer, ...): a port has at
-most one call, and a second one is refused busy (486).
+most one call, and a second one is refused busy (486). Dial-side features (star codes, forwarding,
+do not disturb, anonymous calls, warm line, speed dial, redial, call return, restriction classes) are
+decided by `firmware.line.features`; this machine only asks it at a few hooks.
 
 Tones follow the country's table (dsp.tone_table, ITU-T E.180 / Telcordia GR-506 for NANP): dial
 tone on off-hook, ringback on 180 without early media, busy on 486/600 (the SIP side of ISUP cause 17
@@ -21,7 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from firmware.line.dialplan import Decision, Dial, DialPlan, DigitCollector
+from firmware.line import features as feat
+from firmware.line.dialplan import Decision, Dial, DialPlan, DigitCollector, NoMatch, Timeout
 from hal.events import Feed, HookEvent, HookKind
 
 
@@ -71,6 +74,8 @@ class StopRing:
 @dataclass(frozen=True)
 class PlaceCall:
     number: str
+    anonymous: bool = False
+    """Withhold our identity for this call (RFC 3323 privacy, *67 or the port's setting)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,21 @@ class Hangup:
 class Reject:
     call_id: str
     status: int
+
+
+@dataclass(frozen=True)
+class Forward:
+    """Redirect an offered call to `target` (302 Moved Temporarily, RFC 3261 §21.3.3)."""
+
+    call_id: str
+    target: str
+
+
+@dataclass(frozen=True)
+class SaveFeatures:
+    """The user changed the port's programmed features from the phone: persist this state."""
+
+    state: feat.FeatureState
 
 
 @dataclass(frozen=True)
@@ -130,8 +150,8 @@ class CallOver:
     cause: str
 
 
-Action = (PlayTone | StopTone | Ring | StopRing | PlaceCall | Answer | Hangup | Reject | ConnectMedia
-          | DisconnectMedia | SetFeed | SetPolarity | SendVmwi | CallOver)
+Action = (PlayTone | StopTone | Ring | StopRing | PlaceCall | Answer | Hangup | Reject | Forward
+          | SaveFeatures | ConnectMedia | DisconnectMedia | SetFeed | SetPolarity | SendVmwi | CallOver)
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,8 @@ class _Call:
     remote: str
     start: float
     answer: float | None = None
+    id: str = ""
+    """The network's handle of an incoming call (for a redirect on no answer)."""
 
 
 @dataclass
@@ -175,8 +197,14 @@ class PortLine:
     answer/disconnect supervision of payphones and call meters)."""
     message_waiting: bool = False
     """The mailbox has new messages: stutter dial tone (GR-506) and the phone's lamp on."""
+    features: feat.Features | None = None
+    """Dial-side features; None: a plain line (dial plan only)."""
     state: State = State.IDLE
     _call: _Call | None = None
+    _purpose: feat.Purpose | None = None
+    """A star code asked for a number: what the digits being collected are for."""
+    _warm: float | None = None
+    """Warm line: when the configured number is dialled if no key comes first."""
     _collector: DigitCollector | None = None
     _deadline: float | None = None
     _tone: str | None = None
@@ -208,11 +236,20 @@ class PortLine:
     # -- inputs: the network side ----------------------------------------------------------------
     def incoming(self, call_id: str, caller_number: str, caller_name: str | None,
                  now: float, *, private: bool = False, cadence: str | None = None) -> list[Action]:
-        """A call for this port: ring when idle, else refuse it busy (no call waiting)."""
+        """A call for this port: forwarded or declined if the features say so, else ring when idle,
+        else refuse it busy (no call waiting); a forward-on-no-answer timer runs while it rings."""
+        f = self.features
+        offer = f.incoming(caller_number, private, self.state is not State.IDLE) if f else None
+        if isinstance(offer, feat.Redirect):
+            return [Forward(call_id, offer.target)]
+        if isinstance(offer, feat.Decline):
+            return [Reject(call_id, offer.status)]
         if self.state is not State.IDLE:
             return [Reject(call_id, 486)]
-        self._call = _Call("in", caller_number, now)
+        self._call = _Call("in", caller_number, now, id=call_id)
         self.state = State.RINGING
+        if f is not None and f.no_answer_target() is not None:
+            self._deadline = now + f.config.forward_no_answer_s
         return [Ring(caller_number, caller_name, private, cadence)]
 
     def progress(self, status: int, early_media: bool, now: float) -> list[Action]:
@@ -240,6 +277,7 @@ class PortLine:
         self._call = None
         if state is State.RINGING:
             self.state = State.IDLE
+            self._deadline = None
             return [StopRing(), self._over(call, reason, now), *self._update_lamp()]
         acts: list[Action] = [*self._disconnect(), *self._reverse(False), self._over(call, reason, now)]
         if state is State.CONNECTED and self.timing.disconnect_feed is not None:
@@ -264,11 +302,15 @@ class PortLine:
 
     # -- timers ----------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
-        timers = [t for t in (self._deadline,
+        timers = [t for t in (self._deadline, self._warm,
                               self._collector.get_timer() if self._collector else None) if t is not None]
         return min(timers) if timers else None
 
     def handle_timer(self, now: float) -> list[Action]:
+        if self._warm is not None and self._warm <= now and self.features is not None:
+            self._warm = None  # no key in time: the warm line's number, like a hotline
+            self._collector = None
+            return self._stop_tone() + self._star(self.features.call(self.features.config.warm_line), now)
         if self._collector is not None and (t := self._collector.get_timer()) is not None and t <= now:
             return self._outcome(self._collector.handle_timer(now), now)
         if self._deadline is None or now < self._deadline:
@@ -283,12 +325,21 @@ class PortLine:
         if self.state is State.HOWLER:
             self.state = State.LOCKOUT
             return self._stop_tone()
+        if self.state is State.RINGING and self._call is not None and self.features is not None:
+            target = self.features.no_answer_target()
+            if target is None:  # switched off while it rang: the caller gives up in their own time
+                return []
+            call, self._call = self._call, None
+            self.state = State.IDLE
+            return [StopRing(), Forward(call.id, target), self._over(call, "forwarded on no answer", now),
+                    *self._update_lamp()]
         return []
 
     # -- transitions -----------------------------------------------------------------------------
     def _off_hook(self, now: float) -> list[Action]:
         if self.state is State.RINGING and self._call is not None:
             self._call.answer = now
+            self._deadline = None
             self.state = State.CONNECTED
             return [StopRing(), Answer(), *self._connect(), *self._reverse(True)]
         if self.state is not State.IDLE:
@@ -299,7 +350,12 @@ class PortLine:
             return [PlaceCall(self.hotline)]
         self.state = State.DIALTONE
         self._collector = self.plan.collector(now)  # its first-digit timer runs from now
-        return self._play("stutter_dial" if self.message_waiting else "dial")
+        f = self.features
+        if f is not None and f.config.warm_line:
+            self._warm = now + f.config.warm_line_s
+        # special (stutter) dial tone: messages wait, or calls are being forwarded (a reminder)
+        special = self.message_waiting or (f is not None and f.forwarding)
+        return self._play("stutter_dial" if special else "dial")
 
     def _on_hook(self, now: float) -> list[Action]:
         acts: list[Action] = self._stop_tone()
@@ -313,7 +369,7 @@ class PortLine:
             return acts  # on-hook while ringing is where it already was
         self.state = State.IDLE
         self._call = self._collector = None
-        self._deadline = None
+        self._deadline = self._warm = self._purpose = None
         return acts + self._update_lamp()
 
     def _digit(self, digit: str, now: float) -> list[Action]:
@@ -321,17 +377,53 @@ class PortLine:
             return []  # in a call, digits travel as RFC 4733 events; elsewhere they mean nothing
         acts = self._stop_tone() if self.state is State.DIALTONE else []
         self.state = State.COLLECTING
+        self._warm = None
+        if self.features is not None and self._purpose is None:
+            f, before = self.features, self._collector.digits
+            speed = f.speed_number(before) if digit == "#" and len(before) == 1 else None
+            result = f.call(speed) if speed else f.star_code(before + digit)
+            if result is not None:
+                self._collector = None
+                return acts + self._star(result, now)
         return acts + self._outcome(self._collector.digit(digit, now), now)
 
     def _outcome(self, result: Decision | None, now: float) -> list[Action]:
         if result is None:
             return []
         self._collector = None
+        purpose, self._purpose = self._purpose, None
+        f = self.features
+        if f is not None:
+            if isinstance(result, Dial):
+                number = result.number
+                return self._star(f.collected(purpose, number) if purpose else f.call(number), now)
+            keys = result.digits if isinstance(result, Timeout | NoMatch) else ""
+            speed = f.speed_number(keys) if purpose is None and len(keys) == 1 else None
+            if speed:
+                return self._star(f.call(speed), now)
         if isinstance(result, Dial):
             self.state = State.CALLING
             self._call = _Call("out", result.number, now)
             return [PlaceCall(result.number)]
         return self._stop_tone() + self._fail("congestion", now)  # barred, no match, timeout: reorder
+
+    def _star(self, result: feat.StarResult, now: float) -> list[Action]:
+        """Carry out what a star code, a collected number or a feature-checked number came to."""
+        assert self.features is not None
+        if isinstance(result, feat.Collect):  # a second dial tone for the number
+            self._purpose = result.purpose
+            plan = feat.SPEED_DIAL_PLAN if result.purpose == "speed_dial" else self.plan
+            self._collector = plan.collector(now)
+            self.state = State.DIALTONE
+            return self._play("dial")
+        if isinstance(result, feat.CallNumber):
+            self.state = State.CALLING
+            self._call = _Call("out", result.number, now)
+            return [PlaceCall(result.number, result.anonymous)]
+        if isinstance(result, feat.Confirm):
+            saved = feat.FeatureState.from_json(self.features.state.to_json())
+            return [SaveFeatures(saved), *self._fail("confirmation", now)]
+        return self._stop_tone() + self._fail("congestion", now)  # refused: reorder
 
     def _fail(self, tone: str, now: float) -> list[Action]:
         self.state = State.TONE

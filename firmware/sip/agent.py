@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from firmware.sip.presence import PortDialog
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
@@ -232,10 +233,17 @@ class SipAgent:
     def remove_account(self, name: str, *, unregister: bool = True) -> None:
         self._step(lambda ua, now: ua.remove_account(name, now, unregister=unregister))
 
-    def place_call(self, account: str, target: str, media: Addr) -> str:
+    def place_call(self, account: str, target: str, media: Addr, *, anonymous: bool = False) -> str:
         result: list[str] = []
-        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media)))
+        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media,
+                                                               anonymous=anonymous)))
         return result[0]
+
+    def set_presence(self, account: str, dialog: PortDialog | None) -> None:
+        self._step(lambda ua, now: ua.set_presence(account, dialog, now))
+
+    def redirect(self, call: str, target: str) -> None:
+        self._step(lambda ua, now: ua.redirect(call, target, now))
 
     def ringing(self, call: str) -> None:
         self._step(lambda ua, now: ua.ringing(call, now))

@@ -43,6 +43,7 @@ from firmware.sip.message import (
     parse_message,
 )
 from firmware.sip.policy import Action, PolicyConfig, RequestPolicy
+from firmware.sip.presence import DialogNotifier, PortDialog
 from firmware.sip.registration import RegState
 from firmware.sip.sdp import (
     Direction,
@@ -54,6 +55,7 @@ from firmware.sip.sdp import (
     SessionDescription,
     parse_sdp,
 )
+from firmware.sip.subscription import MwiSubscription, messages_waiting
 from firmware.sip.transaction import (
     AckReceived,
     AckTimeout,
@@ -93,9 +95,11 @@ Addr = tuple[str, int]
 ServerKey = tuple[str, int | None]
 """A configured server by name: (lower-case host, port or None), as `targets` is keyed."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, SUBSCRIBE"
 SUPPORTED = "timer"  # RFC 4028
 _DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+ANONYMOUS_URI = SipUri("sip", "anonymous", "anonymous.invalid")
+"""RFC 3323 §4.1.1.3: the From URI of a call that withholds its identity."""
 _REASONS = {
     180: "Ringing",
     403: "Forbidden",
@@ -118,6 +122,10 @@ class AccountConfig:
     auth_user: str | None = None
     """Digest username when it differs from the AOR user (many PBXs use an opaque auth id)."""
     display_name: str | None = None
+    mwi_subscribe: bool = False
+    """Subscribe to message-summary (RFC 3842) instead of relying on unsolicited NOTIFYs."""
+    mailbox: str | None = None
+    """The mailbox to subscribe to (user at our domain, or a URI); None: our own AOR (RFC 3842 §4)."""
 
 
 @dataclass(frozen=True)
@@ -214,8 +222,8 @@ class InfoReceived:
 
 @dataclass(frozen=True)
 class MessageWaiting:
-    """An unsolicited NOTIFY for `Event: message-summary` (RFC 3842 §3.2, `Messages-Waiting: yes|no`)
-    for `account`'s mailbox; already answered 200. Subscription-based MWI is not implemented."""
+    """A message-summary NOTIFY (RFC 3842, `Messages-Waiting: yes|no`) for `account`'s mailbox,
+    unsolicited or of our subscription (`AccountConfig.mwi_subscribe`); already answered 200."""
 
     account: str
     waiting: bool
@@ -223,15 +231,6 @@ class MessageWaiting:
 
 Event = (RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld
          | CallResumed | InfoReceived | MessageWaiting)
-
-
-def messages_waiting(body: bytes) -> bool | None:
-    """The `Messages-Waiting: yes|no` line of a message-summary body (RFC 3842 §5.2), or None."""
-    for line in body.decode("utf-8", "replace").splitlines():
-        name, colon, value = line.partition(":")
-        if colon and name.strip().lower() == "messages-waiting":
-            return {"yes": True, "no": False}.get(value.strip().lower())
-    return None
 
 
 class CallError(ValueError):
@@ -253,6 +252,8 @@ class _Account:
     auth: DigestClient
     retired: bool = False
     """Removed by `remove_account`: still finishing its un-REGISTER, silent, matches no request."""
+    mwi: MwiSubscription | None = None
+    presence: DialogNotifier | None = None
 
 
 @dataclass
@@ -285,7 +286,7 @@ class _Call:
 class _Pending:
     """What a client transaction is for, so its response reaches the right place."""
 
-    purpose: Literal["register", "invite", "reinvite", "bye", "other"]
+    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "notify", "other"]
     account: _Account
     call: _Call | None = None
     server: ServerKey | None = None
@@ -351,7 +352,11 @@ class UserAgent:
             rng=self._rng,
         )
         credentials = Credentials(acct.auth_user or acct.user, acct.password, config.realm)
-        return _Account(acct, aor, registration, DigestClient(credentials))
+        account = _Account(acct, aor, registration, DigestClient(credentials))
+        if acct.mwi_subscribe:
+            account.mwi = self._mwi_subscription(account)
+        account.presence = DialogNotifier(aor, self._contact(account), rng=self._rng)
+        return account
 
     # -- aioquic-style interface --------------------------------------------------------------------
 
@@ -402,6 +407,8 @@ class UserAgent:
     def get_timer(self) -> float | None:
         deadlines = [self.transactions.get_timer()]
         deadlines += [a.registration.get_timer() for a in self._accounts.values()]
+        deadlines += [a.mwi.get_timer() for a in self._accounts.values() if a.mwi is not None]
+        deadlines += [a.presence.get_timer() for a in self._accounts.values() if a.presence is not None]
         deadlines += [c.dialog.get_timer() for c in self._calls.values() if c.dialog is not None]
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -409,6 +416,10 @@ class UserAgent:
         self.transactions.handle_timer(now)
         for account in self._accounts.values():
             account.registration.handle_timer(now)
+            if account.mwi is not None:
+                account.mwi.handle_timer(now)
+            if account.presence is not None:
+                account.presence.handle_timer(now)
         for call in list(self._calls.values()):
             if call.dialog is not None:
                 call.dialog.handle_timer(now)
@@ -422,6 +433,8 @@ class UserAgent:
         self._stopping = False
         for account in self._accounts.values():
             account.registration.start(now)
+            if account.mwi is not None:
+                account.mwi.start(now)
         self._pump(now)
 
     def stop(self, now: float) -> None:
@@ -431,6 +444,10 @@ class UserAgent:
             self.hangup(call.id, now)
         for account in self._accounts.values():
             account.registration.stop(now)
+            if account.mwi is not None:
+                account.mwi.stop(now)
+            if account.presence is not None:
+                account.presence.stop()
         self._pump(now)
 
     @property
@@ -449,6 +466,8 @@ class UserAgent:
         self._refresh_users()
         if not self._stopping:
             account.registration.start(now)
+            if account.mwi is not None:
+                account.mwi.start(now)
         self._pump(now)
 
     def remove_account(self, name: str, now: float, *, unregister: bool = True) -> None:
@@ -459,10 +478,14 @@ class UserAgent:
         account = self._account(name)
         del self._accounts[name]
         self._refresh_users()
+        if account.presence is not None:
+            account.presence.stop()
         if unregister and account.registration.state is not RegState.UNREGISTERED:
             account.retired = True
             self._accounts[f"{name}~{id(account):x}"] = account  # kept until its un-REGISTER ends
             account.registration.stop(now)
+            if account.mwi is not None:
+                account.mwi.stop(now)
         self._pump(now)
 
     def _refresh_users(self) -> None:
@@ -472,9 +495,12 @@ class UserAgent:
         registration = self._account(account).registration
         return registration.state, registration.last_error
 
-    def place_call(self, account: str, target: str, now: float, media: Addr) -> str:
+    def place_call(
+        self, account: str, target: str, now: float, media: Addr, *, anonymous: bool = False
+    ) -> str:
         """INVITE `target` (a SIP/tel URI, or digits/user at our domain) with an SDP offer for our RTP
-        endpoint `media`; returns the call handle (its Call-ID)."""
+        endpoint `media`; returns the call handle (its Call-ID). `anonymous` withholds our identity
+        (`_anonymous_headers`)."""
         acct = self._account(account)
         uri = self._target_uri(target)
         call_id = f"{self._rng.getrandbits(96):024x}@hookflash"
@@ -485,11 +511,16 @@ class UserAgent:
             headers.add("Route", str(NameAddr(self.config.outbound_proxy.with_params(lr=None))))
         headers.add("Max-Forwards", "70")
         from_params = (("tag", self._tag()),)
-        headers.add("From", str(NameAddr(acct.aor, acct.config.display_name, from_params)))
+        if anonymous:
+            headers.add("From", str(NameAddr(ANONYMOUS_URI, "Anonymous", from_params)))
+        else:
+            headers.add("From", str(NameAddr(acct.aor, acct.config.display_name, from_params)))
         headers.add("To", str(NameAddr(uri)))
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self._contact(acct))
+        if anonymous:
+            self._anonymous_headers(headers, acct)
         self._add_capabilities(headers)
         headers.add("Content-Type", "application/sdp")
         call = _Call(call_id, acct, True, sdp)
@@ -532,6 +563,30 @@ class UserAgent:
         call = self._incoming(call_id)
         self._final_error(call, status, now)
         self._end(call, "rejected", status, by_remote=False)
+
+    # -- call features: privacy and redirection ---------------------------------------------------------
+
+    @staticmethod
+    def _anonymous_headers(headers: Headers, account: _Account) -> None:
+        """An anonymous call: From is "Anonymous" <sip:anonymous@anonymous.invalid> (RFC 3323
+        §4.1.1.3), `Privacy: id` asks the trusted proxy to withhold our asserted identity (RFC 3325
+        §9.3), and P-Preferred-Identity tells that proxy who we are, so it can still authenticate,
+        bill and assert us inside its trust domain (RFC 3325 §9.2). Contact keeps our address: the
+        PBX needs it to reach us, and hiding it is an anonymizer's job (RFC 3323 §5.1)."""
+        headers.add("Privacy", "id")
+        headers.add("P-Preferred-Identity", str(NameAddr(account.aor)))
+
+    def redirect(self, call_id: str, target: str, now: float) -> None:
+        """Forward an unanswered incoming call: 302 Moved Temporarily with `target` (a URI, or
+        digits/user at our domain) as the Contact (RFC 3261 §21.3.3, §8.1.3.4); the caller's side
+        tries the new target and we are out of the call."""
+        call = self._incoming(call_id)
+        assert call.dialog is not None and call.invite is not None and call.server_tx is not None
+        contact = NameAddr(self._target_uri(target))
+        response = call.dialog.create_response(call.invite, 302, "Moved Temporarily", now)
+        response.headers.add("Contact", str(contact))
+        self.transactions.send_response(call.server_tx, response, now)
+        self._end(call, "redirected", 302, by_remote=False)
 
     def hangup(self, call_id: str, now: float) -> None:
         """CANCEL before answer (§9.1), BYE after (§15.1.1), refusal for an incoming call not yet
@@ -832,6 +887,13 @@ class UserAgent:
                 progress = True
                 self._on_transaction_event(event, now)
             for account in self._accounts.values():
+                while account.mwi is not None and (sub := account.mwi.next_request()) is not None:
+                    progress = True
+                    request, hop = sub
+                    self._send(request, hop or self._first_hop(account), _Pending("subscribe", account), now)
+                while account.presence is not None and (out_notify := account.presence.next_request()):
+                    progress = True
+                    self._send(out_notify[0], out_notify[1], _Pending("notify", account), now)
                 registration = account.registration
                 while (out := registration.next_request()) is not None:
                     progress = True
@@ -916,6 +978,14 @@ class UserAgent:
             error = f"cannot reach {tx.addr[0]}:{tx.addr[1]}: {cause}" if cause else None
             pending.account.registration.handle_timeout(tx.request, now, error)
             return
+        if pending.purpose == "subscribe":
+            if pending.account.mwi is not None:
+                pending.account.mwi.handle_timeout(tx.request, now)
+            return
+        if pending.purpose == "notify":
+            if pending.account.presence is not None:
+                pending.account.presence.notify_failed(tx.request.call_id, 408)
+            return
         call = pending.call
         if call is None:
             return
@@ -933,6 +1003,14 @@ class UserAgent:
             return
         if pending.purpose == "register":
             pending.account.registration.handle_response(response, now)
+            return
+        if pending.purpose == "subscribe":
+            if pending.account.mwi is not None:
+                pending.account.mwi.handle_response(tx.request, response, now)
+            return
+        if pending.purpose == "notify":
+            if pending.account.presence is not None and response.status >= 300:
+                pending.account.presence.notify_failed(tx.request.call_id, response.status)
             return
         call = pending.call
         if call is None:
@@ -1106,7 +1184,11 @@ class UserAgent:
 
     def _on_request(self, tx: ServerTransaction, request: Request, now: float) -> None:
         method = request.method
-        if request.to_tag is not None:
+        if method == "NOTIFY" and (account := self._subscriber_of(request)) is not None:
+            self._subscription_notify(account, tx, request, now)
+        elif method == "SUBSCRIBE":
+            self._watcher_subscribe(tx, request, now)
+        elif request.to_tag is not None:
             self._in_dialog(tx, request, now)
         elif method == "INVITE":
             self._incoming_invite(tx, request, now)
@@ -1136,6 +1218,62 @@ class UserAgent:
             return
         self._respond(tx, request, 200, "OK", now)
         self._events.append(MessageWaiting(account.config.name, waiting))
+
+    # -- message waiting by subscription (RFC 3842, RFC 6665; the state machine is in subscription.py) --
+
+    def _mwi_subscription(self, account: _Account) -> MwiSubscription:
+        mailbox = account.config.mailbox
+        return MwiSubscription(
+            aor=account.aor, contact=self._contact(account), auth=account.auth,
+            user_agent=self.config.user_agent, outbound_proxy=self.config.outbound_proxy, rng=self._rng,
+            mailbox=self._target_uri(mailbox) if mailbox else None)
+
+    def _subscriber_of(self, request: Request) -> _Account | None:
+        try:
+            return next((a for a in self._accounts.values() if a.mwi is not None and a.mwi.owns(request)),
+                        None)
+        except HeaderError:
+            return None
+
+    def _subscription_notify(
+        self, account: _Account, tx: ServerTransaction, request: Request, now: float
+    ) -> None:
+        """A NOTIFY of our message-summary subscription: answered, and the lamp's state passed on."""
+        assert account.mwi is not None
+        notified = account.mwi.handle_notify(request, now)
+        self._respond(tx, request, notified.status, notified.reason, now)
+        if notified.waiting is not None:
+            self._events.append(MessageWaiting(account.config.name, notified.waiting))
+
+    # -- presence: the dialog event package (RFC 4235; the notifier is in presence.py) ----------------
+
+    def set_presence(self, account: str, dialog: PortDialog | None, now: float) -> None:
+        """The port's call state for its watchers (None: idle); NOTIFYs go out to each."""
+        notifier = self._account(account).presence
+        if notifier is not None:
+            notifier.set_state(dialog, now)
+            self._pump(now)
+
+    def _watcher_subscribe(self, tx: ServerTransaction, request: Request, now: float) -> None:
+        """A SUBSCRIBE: `Event: dialog` for one of our accounts is a busy-lamp watcher (RFC 4235);
+        other packages are 489 Bad Event (RFC 6665 §4.2.1.1)."""
+        package = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if package != "dialog":
+            response = build_error_response(request, 489, "Bad Event", to_tag=self._tag())
+            assert response is not None
+            response.headers.add("Allow-Events", "dialog")
+            self.transactions.send_response(tx, response, now)
+            return
+        account = self._account_for(request)
+        if account is None or account.presence is None:
+            self._respond(tx, request, 404, _REASONS[404], now)
+            return
+        try:
+            response = account.presence.subscribe(request, self._tag(), now)
+        except (ValueError, HeaderError):
+            self._respond(tx, request, 400, "Bad Request", now)
+            return
+        self.transactions.send_response(tx, response, now)
 
     def _account_for(self, request: Request) -> _Account | None:
         user = request.uri.user if isinstance(request.uri, SipUri) else None

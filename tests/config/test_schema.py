@@ -37,7 +37,7 @@ def test_the_commented_pbx_block_in_the_example_is_valid(tmp_path: Path) -> None
     for line in EXAMPLE.read_text().splitlines():
         if line.startswith('registrar = ""'):
             continue
-        if re.match(r"# [a-z_]+ = ", line):
+        if re.match(r"# [a-z_]+ = |# \[", line):
             line = line[2:]
         lines.append(line.replace("/etc/hookflash/pbx-ca.pem", str(ca)))
     cfg = load_config("\n".join(lines))
@@ -45,6 +45,8 @@ def test_the_commented_pbx_block_in_the_example_is_valid(tmp_path: Path) -> None
     assert cfg.sip.dns_servers == ("192.0.2.53",)
     assert cfg.hardware.gpio_pins == ((17, 27, 22), (23, 24, 25))
     assert cfg.ports[0].dial_plan == DEFAULT_DIAL_PLAN
+    assert cfg.ports[0].features.restrict == ("international",) and not cfg.ports[1].features.restrict
+    assert dict(cfg.restriction_classes)["premium"] == "(1900xxxxxxx|1976xxxxxxx)"
 
 
 def test_defaults_fill_everything_but_the_extension() -> None:

@@ -271,6 +271,9 @@ class FakeAgent:
     def hangup(self, call: str) -> None:
         pass
 
+    def set_presence(self, account: str, dialog: object) -> None:
+        pass
+
     async def stop(self) -> None:
         pass
 

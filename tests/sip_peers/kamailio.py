@@ -39,6 +39,8 @@ class Kamailio:
 
     `users` maps username -> password. `algorithm` is "MD5" or "SHA-256" (auth module param).
     `auth_invite` challenges INVITEs from subscribers with 407 as a real PBX would.
+    `follow_redirects` makes the proxy recurse on a 301/302 itself (RFC 3261 §16.7 step 6), looking up
+    the first Contact's user in its location table, as a PBX does for a forwarding phone.
     """
 
     workdir: Path
@@ -46,6 +48,9 @@ class Kamailio:
     domain: str = "127.0.0.1"
     algorithm: str = "MD5"
     auth_invite: bool = True
+    follow_redirects: bool = False
+    mwi_server: int | None = None
+    """UDP port on 127.0.0.1 of a message-summary notifier: SUBSCRIBEs for that event go there."""
     tls: bool = True
     ipv6: bool | None = None  # None: listen on [::1] too when the host has it
     debug: int = 2
@@ -106,7 +111,9 @@ class Kamailio:
             listen.append(f"listen=tcp:{host}:{self.ports.tcp}")
             if self.tls:
                 listen.append(f"listen=tls:{host}:{self.ports.tls}")
-        defines = "#!define WITH_AUTH_INVITE" if self.auth_invite else ""
+        defines = "\n".join(d for d, on in (("#!define WITH_AUTH_INVITE", self.auth_invite),
+                                             ("#!define WITH_REDIRECT", self.follow_redirects),
+                                             ("#!define WITH_MWI_SERVER", self.mwi_server is not None)) if on)
         tls_params = ""
         if self.tls:
             tls_cfg = self.workdir / "tls.cfg"
@@ -129,6 +136,7 @@ class Kamailio:
             "TLS_MODULE": 'loadmodule "tls.so"' if self.tls else "",
             "TLS_PARAMS": tls_params,
             "ALGORITHM": self.algorithm,
+            "MWI_SERVER": f"sip:127.0.0.1:{self.mwi_server}" if self.mwi_server else "",
             "USERS": users or "\t$var(none) = 0;",
         }.items():
             text = text.replace(f"@@{key}@@", value)
