@@ -8,8 +8,13 @@ In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the fr
 * Filter: partitioned-block frequency-domain adaptive filter (PBFDAF, the "multidelay" filter of
   Soo & Pang 1990): block B samples (default 160, one per 20 ms tick: numpy's per-call cost, not
   arithmetic, dominates at a few ports), FFT 2B, ceil(tail / B) partitions (64 ms -> 4 x 20 ms),
-  per-bin NLMS step normalised by that bin's far-end power over the whole tail, gradient constraint
-  on every partition (the partitions stay a true linear convolution). All ports, partitions and bins
+  per-bin NLMS step normalised by that bin's far-end power over the whole tail, floored at 1 % of
+  the mean bin power (speech leaves the bins between its harmonics nearly empty: without the floor
+  their steps are mostly noise, which the next sound has to unlearn), gradient constraint
+  on every partition (the partitions stay a true linear convolution). Until the background filter
+  reaches REUSE_BELOW_DB it steps twice per block (data reuse: the second step from the error left
+  after the first), which is where speech convergence gains most; once converged it steps once, so
+  the steady state, its misadjustment and its cost are unchanged. All ports, partitions and bins
   go through one set of numpy calls per block, in float32 / complex64 (half the memory traffic of
   float64; rounding sits ~100 dB below the echo, far under any ERLE we measure). The FFTs and the
   products skip ports with nothing to do: a port whose Rin was silent over the whole tail has a zero
@@ -68,6 +73,12 @@ FAR_ACTIVE_DBM0 = -40.0
 """Far-end block level above which we adapt and the NLP may act."""
 REGULARISE_DBM0 = -50.0
 """Per-bin power floor (as a white signal at this level) so quiet far-end bins do not get huge steps."""
+REUSE_BELOW_DB = 30.0
+"""While the background's error is less than this far below Sin (smoothed over the blocks it adapts
+on), it takes a second step on the same block: early convergence twice as fast per block."""
+BIN_FLOOR = 0.01
+"""Per-bin power floor relative to the mean bin power over the tail (-20 dB): bins the far end barely
+excites (between speech harmonics) get a bounded step whatever the talker's level."""
 PATH_SMOOTH_S = 0.040
 """Time constant of the error energies the two-path logic compares."""
 COPY_RATIO = 0.8
@@ -124,6 +135,7 @@ class EchoCanceller:
             return math.exp(-1.0 / (tau_s * blocks_per_s))
 
         self._a_path = smooth(PATH_SMOOTH_S)
+        self._reuse_below = 10.0 ** (-REUSE_BELOW_DB / 10.0)
         self._a_erle = smooth(ERLE_SMOOTH_S)
         self._noise_rise = 10.0 ** (NOISE_RISE_DB_PER_S / blocks_per_s / 10.0)
         self._hangover = max(1, round(DOUBLE_TALK_HANGOVER_S * blocks_per_s))
@@ -146,9 +158,9 @@ class EchoCanceller:
         """Rin peak and energy of each block over the tail, a ring (`_slot` is the next to write)."""
         self._slot = 0
         self._dt_left = np.zeros(ports, dtype=np.int64)
-        self._pe = np.zeros((ports, 2))
-        """Smoothed error energy of the foreground and background filters over the blocks the
-        background adapts on (the two-path comparison)."""
+        self._pe = np.zeros((ports, 3))
+        """Smoothed error energy of the foreground and background filters, and Sin's energy, over
+        the blocks the background adapts on (the two-path comparison; the second-step rule)."""
         self._levels = np.zeros((ports, 4))
         """Smoothed energies, one update for all: the foreground error and Sin over every block
         (PATH_SMOOTH_S, for the G.168 test 5 check), then Sin and Sout over far-end-only blocks
@@ -242,15 +254,15 @@ class EchoCanceller:
         if adapt.any():
             e_bg = d - self._estimate(adapt, 1)
             pe_bg = np.einsum("pn,pn->p", e_bg, e_bg)
-            if adapt.all():
-                self._W[:, 1] += self._gradient(self._X, self._xpow, e_bg)
-            else:
-                rows = np.flatnonzero(adapt)
-                self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e_bg[rows])
+            self._step(adapt, e_bg)
             # Two-path control: the two filters' errors are compared over the blocks the background
             # adapts on (double talk and silence excluded), and a clearly better background is copied.
             gain = np.where(adapt, 1.0 - self._a_path, 0.0)[:, None]
-            self._pe += gain * (np.stack([pe_fg, pe_bg], axis=1) - self._pe)
+            self._pe += gain * (np.stack([pe_fg, pe_bg, power[1]], axis=1) - self._pe)
+            # Not converged yet: a second step on this block, from the error the first one left.
+            again = adapt & (self._pe[:, 1] > self._reuse_below * self._pe[:, 2])
+            if again.any():
+                self._step(again, d - self._estimate(again, 1))
             copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
             if copy.any():
                 self._W[copy, 0] = self._W[copy, 1]
@@ -282,7 +294,15 @@ class EchoCanceller:
             out = np.where(bypass[:, None], d, out)
         return out
 
-    def _gradient(self, X: ComplexArray, xpow: Float32Array, e: FloatArray) -> ComplexArray:
+    def _step(self, ports: BoolArray, e: RealArray) -> None:
+        """One gradient step of the background filter for the ports set, from their error `e`."""
+        if ports.all():
+            self._W[:, 1] += self._gradient(self._X, self._xpow, e)
+        else:
+            rows = np.flatnonzero(ports)
+            self._W[rows, 1] += self._gradient(self._X[rows], self._xpow[rows], e[rows])
+
+    def _gradient(self, X: ComplexArray, xpow: Float32Array, e: RealArray) -> ComplexArray:
         """The background filter's step for these ports: per-bin normalised (NLMS), constrained to
         the first B taps of each partition (so the partitions stay one linear convolution)."""
         b = self.block
@@ -290,7 +310,8 @@ class EchoCanceller:
         eb = self._eb[:n]
         eb[:, b:] = e  # [zeros(B), e]: the error lines up with the second half of X's window
         E = np.fft.rfft(eb, axis=1)
-        E *= STEP / (xpow.sum(axis=1) + self._reg)
+        power = xpow.sum(axis=1)
+        E *= STEP / (power + BIN_FLOOR * power.mean(axis=1, keepdims=True) + self._reg)
         g = np.fft.irfft(np.conj(X) * E[:, None, :], axis=2)
         return np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)
 
