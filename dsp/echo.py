@@ -161,6 +161,9 @@ class EchoCanceller:
         self._pe = np.zeros((ports, 3))
         """Smoothed error energy of the foreground and background filters, and Sin's energy, over
         the blocks the background adapts on (the two-path comparison; the second-step rule)."""
+        self._converged = np.zeros(ports, dtype=np.bool_)
+        """The background has reached REUSE_BELOW_DB once since the last reset: one step per block."""
+        self._all_converged = False
         self._levels = np.zeros((ports, 4))
         """Smoothed energies, one update for all: the foreground error and Sin over every block
         (PATH_SMOOTH_S, for the G.168 test 5 check), then Sin and Sout over far-end-only blocks
@@ -260,9 +263,12 @@ class EchoCanceller:
             gain = np.where(adapt, 1.0 - self._a_path, 0.0)[:, None]
             self._pe += gain * (np.stack([pe_fg, pe_bg, power[1]], axis=1) - self._pe)
             # Not converged yet: a second step on this block, from the error the first one left.
-            again = adapt & (self._pe[:, 1] > self._reuse_below * self._pe[:, 2])
-            if again.any():
-                self._step(again, d - self._estimate(again, 1))
+            if not self._all_converged:
+                self._converged |= adapt & (self._pe[:, 1] < self._reuse_below * self._pe[:, 2])
+                self._all_converged = bool(self._converged.all())
+                again = adapt & ~self._converged
+                if again.any():
+                    self._step(again, d - self._estimate(again, 1))
             copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
             if copy.any():
                 self._W[copy, 0] = self._W[copy, 1]
@@ -311,7 +317,8 @@ class EchoCanceller:
         eb[:, b:] = e  # [zeros(B), e]: the error lines up with the second half of X's window
         E = np.fft.rfft(eb, axis=1)
         power = xpow.sum(axis=1)
-        E *= STEP / (power + BIN_FLOOR * power.mean(axis=1, keepdims=True) + self._reg)
+        power += BIN_FLOOR * power.mean(axis=1, keepdims=True) + self._reg
+        E *= STEP / power
         g = np.fft.irfft(np.conj(X) * E[:, None, :], axis=2)
         return np.fft.rfft(g[:, :, :b], n=2 * b, axis=2)
 
@@ -365,8 +372,9 @@ class EchoCanceller:
     def reset(self, port: int) -> None:
         """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
         for arr in (self._W, self._X, self._xpow, self._xx, self._peaks, self._powers, self._dt_left,
-                    self._pe, self._levels):
+                    self._pe, self._levels, self._converged):
             arr[port] = 0.0
+        self._all_converged = False
         self._noise[port] = np.inf
 
     @property
