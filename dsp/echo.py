@@ -5,22 +5,22 @@ What we play to a phone (Rin, the far end) leaks back through the SLIC's hybrid 
 canceller models that path with an adaptive FIR filter and subtracts its estimate from Sin: Sout.
 In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the frame hal.read() gives.
 
-* Filter: partitioned-block frequency-domain adaptive filter (PBFDAF, the "multidelay" filter of
-  Soo & Pang 1990): block B samples (default 160, one per 20 ms tick: numpy's per-call cost, not
+* Filter: partitioned-block frequency-domain adaptive filter (PBFDAF, the "multidelay" filter of Soo
+  & Pang 1990): block B samples (default 160, one per 20 ms tick: numpy's per-call cost, not
   arithmetic, dominates at a few ports), FFT 2B, ceil(tail / B) partitions (64 ms -> 4 x 20 ms),
   per-bin NLMS step normalised by that bin's far-end power over the whole tail, floored at 1 % of
   the mean bin power (speech leaves the bins between its harmonics nearly empty: without the floor
-  their steps are mostly noise, which the next sound has to unlearn), gradient constraint
-  on every partition (the partitions stay a true linear convolution). Until the background filter
-  reaches REUSE_BELOW_DB it steps twice per block (data reuse: the second step from the error left
-  after the first), which is where speech convergence gains most; once converged it steps once, so
-  the steady state, its misadjustment and its cost are unchanged. All ports, partitions and bins
-  go through one set of numpy calls per block, in float32 / complex64 (half the memory traffic of
-  float64; rounding sits ~100 dB below the echo, far under any ERLE we measure). The FFTs and the
-  products skip ports with nothing to do: a port whose Rin was silent over the whole tail has a zero
-  echo estimate (no product, no inverse FFT), and only the ports adapting this block compute the
-  background estimate and its gradient; the rest of the block's state is updated for all ports at
-  once. Batched or one port at a time, the results are the same to the bit.
+  their steps are mostly noise, which the next sound has to unlearn), gradient constraint on every
+  partition (the partitions stay a true linear convolution). Until the background filter reaches
+  REUSE_BELOW_DB it steps twice per block (data reuse: the second step from the error left after the
+  first), which is where speech convergence gains most; from then on (until `reset`, a new call) it
+  steps once, so the steady state, its misadjustment and its cost are those of one step. All ports,
+  partitions and bins go through one set of numpy calls per block, in float32 / complex64 (half the
+  memory traffic of float64; rounding sits ~100 dB below the echo, far under any ERLE we measure).
+  The FFTs and the products skip ports with nothing to do: a port whose Rin was silent over the
+  whole tail has a zero echo estimate (no product, no inverse FFT), and only the ports adapting this
+  block compute the background estimate and its gradient; the rest of the block's state is updated
+  for all ports at once. Batched or one port at a time, the results are the same to the bit.
 * Two paths (Ochiai et al. 1977; Speex's mdf.c does the same): a background filter adapts; the
   foreground filter, which makes the output, is a copy taken only while the background does
   measurably better over the blocks it adapts on (double talk and far-end silence excluded: a
