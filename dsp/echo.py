@@ -105,6 +105,16 @@ TONE_GAP_BLOCKS_S = 0.030
 REVERSAL_REFRACTORY_S = 0.200
 
 
+def _any(flags: BoolArray) -> bool:
+    """`flags.any()` without ndarray.any's Python-level wrapper (a few µs, called ~10 times a tick)."""
+    return bool(np.count_nonzero(flags))
+
+
+def _all(flags: BoolArray) -> bool:
+    """`flags.all()`, as cheaply as `_any`."""
+    return bool(np.count_nonzero(flags) == flags.size)
+
+
 def _dbm0_power(dbm0: float) -> float:
     return float((DBM0_RMS * 10.0 ** (dbm0 / 20.0)) ** 2)
 
@@ -254,7 +264,7 @@ class EchoCanceller:
 
         # Background filter, for the ports that adapt this block only: its echo estimate and error,
         # then a normalised, constrained frequency-domain gradient step.
-        if adapt.any():
+        if _any(adapt):
             e_bg = d - self._estimate(adapt, 1)
             pe_bg = np.einsum("pn,pn->p", e_bg, e_bg)
             self._step(adapt, e_bg)
@@ -265,12 +275,12 @@ class EchoCanceller:
             # Not converged yet: a second step on this block, from the error the first one left.
             if not self._all_converged:
                 self._converged |= adapt & (self._pe[:, 1] < self._reuse_below * self._pe[:, 2])
-                self._all_converged = bool(self._converged.all())
+                self._all_converged = _all(self._converged)
                 again = adapt & ~self._converged
-                if again.any():
+                if _any(again):
                     self._step(again, d - self._estimate(again, 1))
             copy = adapt & (self._pe[:, 1] < COPY_RATIO * self._pe[:, 0])
-            if copy.any():
+            if _any(copy):
                 self._W[copy, 0] = self._W[copy, 1]
                 self._pe[copy, 0] = self._pe[copy, 1]
         # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
@@ -280,7 +290,7 @@ class EchoCanceller:
         levels = self._levels
         levels += (1.0 - self._alphas) * (np.stack([pe_fg, power[1], power[1], pe_fg], axis=1) - levels)
         adds = levels[:, 0] > ADDING_RATIO * levels[:, 1]
-        if adds.any():
+        if _any(adds):
             self._W[adds, 0] = 0.0
             levels[adds, 0] = self._pe[adds, 0] = levels[adds, 1]
 
@@ -292,17 +302,17 @@ class EchoCanceller:
         if self.nlp:
             y_pow = np.einsum("pn,pn->p", y, y)
             suppress = far_only & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
-            if suppress.any():
+            if _any(suppress):
                 noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
                 out = np.where(suppress[:, None], noise, out)
         self._t0 = (self._t0 + b) % self.sample_rate  # 2100 Hz makes whole cycles in a second
-        if bypass.any():
+        if _any(bypass):
             out = np.where(bypass[:, None], d, out)
         return out
 
     def _step(self, ports: BoolArray, e: RealArray) -> None:
         """One gradient step of the background filter for the ports set, from their error `e`."""
-        if ports.all():
+        if _all(ports):
             self._W[:, 1] += self._gradient(self._X, self._xpow, e)
         else:
             rows = np.flatnonzero(ports)
@@ -326,10 +336,10 @@ class EchoCanceller:
         """The foreground (`which` 0) or background (1) echo estimate [ports, B], computed for the
         ports set only (for ports whose Rin was silent over the tail it is exactly zero)."""
         b = self.block
-        if ports.all():
+        if _all(ports):
             return np.fft.irfft((self._X * self._W[:, which]).sum(axis=1), axis=1)[:, b:]
         y = np.zeros((self.ports, b), dtype=np.float32)
-        if ports.any():
+        if _any(ports):
             rows = np.flatnonzero(ports)
             Y = (self._X[rows] * self._W[rows, which]).sum(axis=1)
             y[rows] = np.fft.irfft(Y, axis=1)[:, b:]
@@ -341,7 +351,7 @@ class EchoCanceller:
         re_im = xd @ self._tone_ref  # real matmul: a complex one takes numpy's slow non-BLAS path
         mag2 = np.einsum("spc,spc->sp", re_im, re_im)
         tone = (2.0 * mag2 > TONE_PURITY * b * power) & (power > self._tone_min)
-        if self._tone_idle and not tone.any():
+        if self._tone_idle and not _any(tone):
             return self._tone_bypass  # nothing to track: the common case, kept cheap
         ph = (re_im[..., 0] + 1j * re_im[..., 1]) * cmath.exp(-1j * self._tone_w * self._t0)
         self._phasors[:, :, 1:] = self._phasors[:, :, :-1]
