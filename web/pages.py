@@ -173,6 +173,8 @@ def _duration(since: float | None) -> str:
 
 
 PENDING = "new settings after this call"
+LEVELS_CELL = '<span class="levels muted">—</span>'
+"""Filled by status.js from the event stream's levels (there is nothing to show without script)."""
 
 
 def status_row(p: dict[str, Any]) -> list[str]:
@@ -185,7 +187,7 @@ def status_row(p: dict[str, Any]) -> list[str]:
     return [str(p["port"]), esc(p["extension"] or "—"), reg,
             esc(p["hook"] + "-hook"), call,
             esc(p["peer"] or ""), f'<span class="duration" data-since="{esc(p["connected_since"] or "")}">'
-            f'{_duration(p["connected_since"])}</span>']
+            f'{_duration(p["connected_since"])}</span>', LEVELS_CELL]
 
 
 @routes.get("/")
@@ -203,7 +205,8 @@ async def status_page(request: web.Request) -> web.StreamResponse:
               f'<dt>CPU load (1/5/15 min)</dt><dd data-key="load">{esc(" / ".join(map(str, info["load"])))}'
               f' on {info["cpus"]} cores</dd><dt>Temperature</dt><dd data-key="temperature">{esc(temp)}</dd>'
               f'<dt>Backend</dt><dd>{esc(snap["backend"])}</dd><dt>PBX</dt><dd>{esc(snap["sip"])}</dd></dl>')
-    ports = table(["Port", "Extension", "Registration", "Hook", "Call", "Peer", "Duration"], rows,
+    ports = table(["Port", "Extension", "Registration", "Hook", "Call", "Peer", "Duration",
+                   "Audio (dBm0)"], rows,
                   attrs=' id="ports" class="live"')
     body = (f'<section><h2>Ports <small id="live" class="muted">connecting…</small></h2>{ports}</section>'
             f'<section><h2>System</h2>{system}</section>')

@@ -270,6 +270,14 @@ def test_the_virtual_handset_calls_baresip_which_hears_the_microphone(
     page.on("pageerror", lambda e: errors.append(str(e)))
     configure_port1(page, gateway, kamailio)
 
+    status = page.context.new_page()  # the Status page watches the same port's audio levels
+    status.goto(gateway.url + "/")
+    mouth = '#ports .levels[data-port="1"] meter[data-key="mouthpiece_dbm0"]'
+    ear = '#ports .levels[data-port="1"] meter[data-key="earpiece_dbm0"]'
+    expect(status.locator(mouth).locator("xpath=following-sibling::span")).to_have_text("silent", timeout=5000)
+    assert status.eval_on_selector(ear, "m => m.value") == -60  # on hook: both meters empty
+
+    page.bring_to_front()
     page.goto(gateway.url + "/diagnostics?port=1")
     handset = page.locator("#handset")
     expect(handset.locator(".handset-status")).to_have_text("On hook", timeout=5000)
@@ -283,6 +291,11 @@ def test_the_virtual_handset_calls_baresip_which_hears_the_microphone(
     heard = page.evaluate(HEARD_JS)
     assert abs(heard["hz"] - BARESIP_HZ) < 12 and heard["db"] > -60, f"baresip's 440 Hz in the page: {heard}"
     shot(page, "diagnostics-call-baresip")
+    # In the call the meters move: the microphone's tone (about -28 dBm0, see below) and baresip's
+    # -9 dBm0 (its WAV's amplitude 8000) in the earpiece.
+    status.wait_for_function(f"() => document.querySelector('{mouth}').value > -40", timeout=5000)
+    status.wait_for_function(f"() => document.querySelector('{ear}').value > -15", timeout=5000)
+    shot(status, "status-call-levels")
 
     handset.get_by_role("button", name="Hang up").click()
     far.wait_event("CALL_CLOSED", timeout=10)
