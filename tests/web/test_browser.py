@@ -274,7 +274,8 @@ def test_the_virtual_handset_calls_baresip_which_hears_the_microphone(
     status.goto(gateway.url + "/")
     mouth = '#ports .levels[data-port="1"] meter[data-key="mouthpiece_dbm0"]'
     ear = '#ports .levels[data-port="1"] meter[data-key="earpiece_dbm0"]'
-    expect(status.locator(mouth).locator("xpath=following-sibling::span")).to_have_text("silent", timeout=5000)
+    silent = status.locator(mouth).locator("xpath=following-sibling::span")
+    expect(silent).to_have_text("silent", timeout=5000)
     assert status.eval_on_selector(ear, "m => m.value") == -60  # on hook: both meters empty
 
     page.bring_to_front()
