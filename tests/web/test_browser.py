@@ -6,7 +6,8 @@ alone and the Status page shows the port registered (Kamailio agrees); a bad val
 beside the field; a forged form (cross-site, and same-site without the CSRF token) changes nothing;
 an API call without credentials gets 401. The Diagnostics page's virtual handset then calls a real
 baresip through Kamailio: its keypad dials as real DTMF in the line, and baresip's recording holds the
-1 kHz tone of chromium's fake microphone (a WAV file) while the page hears baresip's 440 Hz. Each
+1 kHz tone of chromium's fake microphone (a WAV file) while the page hears baresip's 440 Hz; the
+Status page's level meters move during that call and during an intercom call. Each
 page's screenshot goes to $HOOKFLASH_ARTIFACTS (default tests/artifacts/).
 """
 
@@ -306,4 +307,24 @@ def test_the_virtual_handset_calls_baresip_which_hears_the_microphone(
     # The WAV plays at -9 dBm0; chromium's voice processing (getUserMedia's default noise suppression
     # and gain control) leaves about -28 dBm0 (RMS ~640) of a steady tone: far above silence.
     assert rms(recording) > 200, f"baresip's recording is nearly silent (RMS {rms(recording):.0f})"
+
+    # An intercom call (port 1 dials port 2's extension; phone 2 is lifted through the simulator
+    # API): port 2's earpiece meter rises with the microphone's tone, then falls when it hangs up.
+    ear2 = '#ports .levels[data-port="2"] meter[data-key="earpiece_dbm0"]'
+    assert status.eval_on_selector(ear2, "m => m.value") == -60
+    expect(handset.locator(".handset-status")).to_have_text("On hook", timeout=5000)
+    handset.get_by_role("button", name="Lift").click()
+    expect(handset.locator(".handset-status")).to_have_text("Off hook", timeout=15000)
+    for key in "102":
+        handset.locator(f"[data-digit='{key}']").click()
+    csrf = {"X-CSRF-Token": page.get_attribute('meta[name="csrf-token"]', "content") or ""}
+    api = page.context.request
+    phone2 = gateway.url + "/api/v1/sim/ports/2"
+    procs.wait_for(lambda: api.get(phone2).json()["ringing"], 15, "phone 2 rings")
+    assert api.post(phone2 + "/hook", data={"offhook": True}, headers=csrf).ok
+    status.wait_for_function(f"() => document.querySelector('{ear2}').value > -40", timeout=10000)
+    shot(status, "status-intercom-levels")
+    assert api.post(phone2 + "/hook", data={"offhook": False}, headers=csrf).ok
+    handset.get_by_role("button", name="Hang up").click()
+    status.wait_for_function(f"() => document.querySelector('{ear2}').value === -60", timeout=10000)
     assert not errors, errors
