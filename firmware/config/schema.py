@@ -131,9 +131,11 @@ class HardwareConfig:
 @dataclass(frozen=True)
 class RegionalConfig:
     country: str = "US"
+    """Two-letter country code; sets the tones, ring cadences and caller-ID standard phones there expect."""
     callerid: str = "auto"
-    """``auto`` uses the country's standard (dsp.tones)."""
+    """``auto`` uses the country's standard (dsp.tones); or ``bell202``, ``v23``, ``dtmf``."""
     ring_cadence: str = "normal"
+    """``normal``, or a distinctive ring listed on the Regional page (e.g. ``bellcore-dr2``)."""
 
 
 @dataclass(frozen=True)
