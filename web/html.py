@@ -24,7 +24,8 @@ LABELS = {"callerid": "Caller ID standard", "auth_user": "Authentication user", 
           "mwi_subscribe": "Subscribe to message waiting (RFC 3842)", "dnd": "Do not disturb",
           "forward_no_answer_s": "Forward on no answer after (s)", "warm_line_s": "Warm line after (s)",
           "restrict": "May not call", "disabled": "Switched off", "anonymous": "Every call anonymous",
-          "prefix": "Dialling prefix"}
+          "prefix": "Dialling prefix", "dnd_on": "Do not disturb on", "dnd_off": "Do not disturb off",
+          "show_id_call": "Show caller ID (one call)", "anonymous_call": "Anonymous (one call)"}
 
 
 def esc(value: object) -> str:
