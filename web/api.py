@@ -23,7 +23,7 @@ from firmware.app import Applied
 from firmware.config import ConfigError, FieldError
 from firmware.config.store import dumps
 from web import history
-from web.fields import SECTIONS, merge, public
+from web.fields import SECTIONS, mapping_sections, merge, public
 from web.levels import LevelStream
 from web.openapi import openapi_document
 from web.pages import restore_document
@@ -69,35 +69,38 @@ async def status(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/config")
 async def config_all(request: web.Request) -> web.StreamResponse:
     doc = state(request).editor.document()
-    out: dict[str, Any] = {name: public(name, doc[name]) for name in SECTIONS}
+    out: dict[str, Any] = {name: public(name, doc.get(name, {})) for name in (*SECTIONS, *mapping_sections())}
     out["ports"] = [public("ports", p) for p in doc["ports"]]
     return web.json_response(out)
 
 
 def _section(request: web.Request) -> str:
     name = request.match_info["section"]
-    if name not in SECTIONS:
-        raise web.HTTPNotFound(text=f"no config section {name!r}; sections: {', '.join(SECTIONS)}, ports/N")
+    known = (*SECTIONS, *mapping_sections())
+    if name not in known:
+        raise web.HTTPNotFound(text=f"no config section {name!r}; sections: {', '.join(known)}, ports/N")
     return name
 
 
-@routes.get("/api/v1/config/{section:[a-z]+}")
+@routes.get("/api/v1/config/{section:[a-z_]+}")
 async def config_section(request: web.Request) -> web.StreamResponse:
     name = _section(request)
-    return web.json_response(public(name, state(request).editor.document()[name]))
+    return web.json_response(public(name, state(request).editor.document().get(name, {})))
 
 
-@routes.put("/api/v1/config/{section:[a-z]+}")
+@routes.put("/api/v1/config/{section:[a-z_]+}")
 async def config_section_put(request: web.Request) -> web.StreamResponse:
+    """Replace the given keys; in ``restriction_classes`` a null removes a class (RFC 7396)."""
     name = _section(request)
     body = await _json_object(request)
     editor = state(request).editor
     doc = editor.document()
     try:
-        _config, applied = await editor.commit({**doc, name: merge(name, doc[name], body)})
+        _config, applied = await editor.commit({**doc, name: merge(name, doc.get(name, {}), body, name)})
     except ConfigError as exc:
         return _errors(exc.errors)
-    return web.json_response({"config": public(name, editor.document()[name]), "applied": _applied(applied)})
+    saved = editor.document().get(name, {})
+    return web.json_response({"config": public(name, saved), "applied": _applied(applied)})
 
 
 def _port(request: web.Request, *, allow_new: bool) -> int:
@@ -122,11 +125,9 @@ async def config_port_put(request: web.Request) -> web.StreamResponse:
     editor = state(request).editor
     doc = editor.document()
     ports = list(doc["ports"])
-    if index < len(ports):
-        ports[index] = merge("ports", ports[index], body)
-    else:
-        ports.append(merge("ports", {}, body))
     try:
+        ports[index:index + 1] = [merge("ports", ports[index] if index < len(ports) else {}, body,
+                                        f"ports[{index}]")]
         _config, applied = await editor.commit({**doc, "ports": ports})
     except ConfigError as exc:
         return _errors(exc.errors)

@@ -9,19 +9,22 @@ only what changed). Changes are serialized by a lock, so two browser tabs cannot
 from __future__ import annotations
 
 import asyncio
+import copy
 import csv
 import io
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from firmware.app import Applied, Gateway
 from firmware.config import Config, ConfigError, ConfigStore, FieldError, parse_config
 from firmware.config.store import to_dict
-from web.fields import section_fields
+from web.fields import Field, mapping_sections, section_fields, subsections
 
 _INT = re.compile(r"-?[0-9]+")
-PORT_IDENTITY = ("extension", "auth_user", "password", "display_name")
-"""What 'copy settings to other ports' leaves alone: each port's own identity at the PBX."""
+PORT_IDENTITY = ("extension", "auth_user", "password", "display_name", "accounts")
+"""What 'copy settings to other ports' leaves alone: each port's own identity at the PBX (its extra
+accounts are identities too)."""
 
 
 class ConfigEditor:
@@ -46,9 +49,23 @@ class ConfigEditor:
 def from_form(section: str, form: dict[str, str], current: dict[str, Any]) -> dict[str, Any]:
     """A section's TOML values from an HTML form's strings. Values that do not parse (an integer
     field holding 'abc') are passed on as strings, so the schema reports them on their field. An
-    empty secret keeps the current one (write-only field)."""
+    empty secret keeps the current one (write-only field). A sub-table's fields are named
+    ``<sub>.<field>`` (``features.dnd``) and read only when the form carries any of them, so a form
+    without the sub-table leaves it as it is; arrays of tables have their own forms."""
+    out = _plain_from_form(section_fields(section), form, current)
+    for name, array in subsections(section):
+        prefix = f"{name}."
+        sub = {k[len(prefix):]: v for k, v in form.items() if k.startswith(prefix)}
+        if not array and sub:
+            inner = current.get(name, {})
+            out[name] = from_form(f"{section}.{name}", sub, inner if isinstance(inner, dict) else {})
+    return out
+
+
+def _plain_from_form(fields: tuple[Field, ...], form: dict[str, str],
+                     current: dict[str, Any]) -> dict[str, Any]:
     out = dict(current)
-    for f in section_fields(section):
+    for f in fields:
         if f.kind == "pins":
             continue
         raw = form.get(f.name)
@@ -86,19 +103,34 @@ def form_value(kind: str, value: Any) -> str:
     return str(value)
 
 
-CSV_COLUMNS = ("port", *(f.name for f in section_fields("ports")))
+def flat_fields(section: str) -> tuple[tuple[str, Field], ...]:
+    """A section's plain fields and its sub-tables' (not arrays of tables) as (column, field), the
+    column of a sub-table's field being ``<sub>.<field>``: how CSV and forms name them."""
+    out = [(f.name, f) for f in section_fields(section) if f.kind != "pins"]
+    for name, array in subsections(section):
+        if not array:
+            out += [(f"{name}.{column}", f) for column, f in flat_fields(f"{section}.{name}")]
+    return tuple(out)
+
+
+CSV_COLUMNS = ("port", *(column for column, _ in flat_fields("ports")))
 
 
 def ports_csv(doc: dict[str, Any]) -> str:
     """The ports as CSV (port numbers from 1); passwords are never exported (the column is empty);
-    the sub-tables (features, extra accounts) are not columns: an import keeps them."""
+    a sub-table's fields are ``features.<name>`` columns; extra accounts are not in the CSV (an
+    import keeps them)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n", extrasaction="ignore")
+    writer = csv.DictWriter(out, CSV_COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for n, port in enumerate(doc["ports"], 1):
-        row = {"port": n, **{k: form_value("list", v) if isinstance(v, list) else v for k, v in port.items()}}
-        row["password"] = ""
-        row.update({k: str(v).lower() for k, v in row.items() if isinstance(v, bool)})
+        row: dict[str, Any] = {"port": n}
+        for column, f in flat_fields("ports"):
+            value: Any = port
+            for key in column.split("."):
+                value = value.get(key, f.default) if isinstance(value, dict) else f.default
+            row[column] = "" if f.kind == "secret" else str(value).lower() if isinstance(value, bool) \
+                else form_value("list", value) if isinstance(value, list | tuple) else value
         writer.writerow(row)
     return out.getvalue()
 
@@ -126,11 +158,16 @@ def import_ports_csv(doc: dict[str, Any], text: str) -> dict[str, Any]:
         index = int(number) - 1
         current = ports[index] if index < len(ports) else {}
         form = {k: v for k, v in row.items() if k != "port" and v is not None}
-        for f in section_fields("ports"):
-            if f.kind == "flag" and f.name not in form:
-                form[f.name] = str(current.get(f.name, f.default)).lower()
-            elif f.kind == "flag":
-                form[f.name] = "" if form[f.name].strip().lower() in ("", "false", "0", "no") else "on"
+        for column, f in flat_fields("ports"):
+            if f.kind != "flag":
+                continue
+            if column in form:
+                form[column] = "" if form[column].strip().lower() in ("", "false", "0", "no") else "on"
+            else:  # a CSV without the column keeps the port's value
+                value: Any = current
+                for key in column.split("."):
+                    value = value.get(key, f.default) if isinstance(value, dict) else f.default
+                form[column] = "on" if value else ""
         updated = from_form("ports", form, current)
         if index < len(ports):
             ports[index] = updated
@@ -142,22 +179,54 @@ def import_ports_csv(doc: dict[str, Any], text: str) -> dict[str, Any]:
 def copy_port(doc: dict[str, Any], source: int, targets: list[int]) -> dict[str, Any]:
     """`doc` with port `source`'s settings (all but its identity) copied to `targets` (0-based)."""
     ports = [dict(p) for p in doc["ports"]]
-    settings = {k: v for k, v in ports[source].items() if k not in PORT_IDENTITY}
+    settings = {k: copy.deepcopy(v) for k, v in ports[source].items() if k not in PORT_IDENTITY}
     for target in targets:
         if target != source and 0 <= target < len(ports):
             ports[target] = {**{k: v for k, v in ports[target].items() if k in PORT_IDENTITY}, **settings}
     return {**doc, "ports": ports}
 
 
-def errors_by_field(errors: list[FieldError], prefix: str) -> tuple[dict[str, str], list[str]]:
-    """Errors on `prefix.<field>` keyed by field name, and all the others as lines."""
+def errors_by_field(errors: list[FieldError], prefix: str,
+                    shown: Iterable[str]) -> tuple[dict[str, str], list[str]]:
+    """Errors on `prefix.<field>` keyed by the field's name as the form shows it (``extension``,
+    ``features.restrict`` for ``features.restrict[0]``) when the form `shown` it; all the others as
+    lines for the top of the page, so no error is ever dropped."""
+    visible = set(shown)
     mine: dict[str, str] = {}
     other: list[str] = []
     for error in errors:
-        head, dot, rest = error.path.partition(".")
-        if head == prefix and dot and rest:
-            field = rest.split("[")[0].split(".")[0]
+        rest = error.path if not prefix else error.path[len(prefix) + 1:] \
+            if error.path.startswith(f"{prefix}.") else ""
+        field = re.sub(r"\[[0-9]+\]$", "", rest)
+        if field in visible:
             mine[field] = f"{mine[field]}; {error.message}" if field in mine else error.message
         else:
             other.append(str(error))
     return mine, other
+
+
+def mapping_from_form(section: str, form: dict[str, str], current: dict[str, Any]) -> dict[str, Any]:
+    """A mapping section with fixed keys (``[star_codes]``) from form fields ``<section>.<key>``."""
+    prefix = f"{section}."
+    sub = {k[len(prefix):]: v for k, v in form.items() if k.startswith(prefix)}
+    return _plain_from_form(mapping_sections()[section], sub, current)
+
+
+def class_rows(form: dict[str, str]) -> list[tuple[str, str]]:
+    """The rows of the Star codes page's class table (``class-name-N``, ``class-plan-N``) as typed,
+    minus those with ``class-remove-N`` ticked or both cells empty."""
+    numbers = sorted({int(k.rsplit("-", 1)[1]) for k in form if re.fullmatch(r"class-(name|plan)-[0-9]+", k)})
+    rows = [(form.get(f"class-name-{n}", "").strip(), form.get(f"class-plan-{n}", "").strip())
+            for n in numbers if not form.get(f"class-remove-{n}")]
+    return [row for row in rows if any(row)]
+
+
+def classes_from_form(form: dict[str, str]) -> dict[str, str]:
+    """``[restriction_classes]`` from the class rows (`class_rows`). The same name twice is an
+    error against that class (a table cannot hold it twice)."""
+    out: dict[str, str] = {}
+    for name, plan in class_rows(form):
+        if name in out:
+            raise ConfigError([FieldError(f"restriction_classes.{name}", "is defined twice")])
+        out[name] = plan
+    return out

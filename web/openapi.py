@@ -3,10 +3,20 @@ so the documented fields are exactly the ones the validator accepts."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from web.fields import MASK, SECTIONS, Field, section_fields
+from web.fields import (
+    MASK,
+    SECTIONS,
+    Field,
+    mapping_doc,
+    mapping_sections,
+    section_class,
+    section_fields,
+    subsections,
+)
 from web.sysinfo import version
 
 _TYPES: dict[str, dict[str, Any]] = {
@@ -25,21 +35,54 @@ def _property(f: Field) -> dict[str, Any]:
     prop: dict[str, Any] = dict(_TYPES[f.kind])
     if f.doc:
         prop["description"] = f.doc
-    if f.choices:
+    if f.choices and f.kind == "list":
+        prop["items"] = {"type": "string", "enum": list(f.choices)}
+    elif f.choices:
         prop["enum"] = list(f.choices)
+    if f.choices_from:
+        prop["description"] = f"{f.doc} Each item must be a key of [{f.choices_from}].".strip()
     if f.default is not None:
         prop["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
     return prop
 
 
 def _schema(section: str) -> dict[str, Any]:
-    fields = section_fields(section)
+    """A section's object schema; its sub-tables refer to their own schemas (`_schemas`), in the
+    dataclass's field order."""
+    fields = {f.name: _property(f) for f in section_fields(section)}
+    for name, array in subsections(section):
+        ref = _ref(section_class(f"{section}.{name}").__name__)
+        fields[name] = {"type": "array", "items": ref} if array else ref
+    order = [f.name for f in dataclasses.fields(section_class(section)) if f.name in fields]
     out: dict[str, Any] = {"type": "object", "additionalProperties": False,
-                           "properties": {f.name: _property(f) for f in fields}}
-    required = [f.name for f in fields if f.default is None and f.kind != "optional_int"]
+                           "properties": {name: fields[name] for name in order}}
+    required = [f.name for f in section_fields(section) if f.default is None and f.kind != "optional_int"]
     if required:
         out["required"] = required
     return out
+
+
+def _schemas(section: str, out: dict[str, Any]) -> None:
+    """`section`'s schema and its sub-tables', named by their dataclasses (PortFeatures...)."""
+    out[section_class(section).__name__] = _schema(section)
+    for name, _array in subsections(section):
+        _schemas(f"{section}.{name}", out)
+
+
+def _mapping_schema(name: str) -> dict[str, Any]:
+    """A mapping section: fixed keys (star codes, with their defaults) or any name (classes)."""
+    fields = mapping_sections()[name]
+    doc = mapping_doc(name)
+    if fields:
+        return {"type": "object", "additionalProperties": False, "description": doc,
+                "properties": {f.name: {"type": "string", "default": f.default} for f in fields}}
+    return {"type": "object", "description": f"{doc} PUT with a null value removes that key.",
+            "additionalProperties": {"type": "string", "description": "Digit-map patterns (dial-plan "
+                                                                      "syntax); names are a-z, 0-9, _"}}
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
@@ -53,7 +96,8 @@ def _ref(name: str) -> dict[str, str]:
 @functools.cache
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {f"{name.capitalize()}Config": _schema(name) for name in SECTIONS}
-    schemas["PortConfig"] = _schema("ports")
+    _schemas("ports", schemas)
+    schemas.update({_camel(name): _mapping_schema(name) for name in mapping_sections()})
     schemas["Errors"] = {"type": "object", "properties": {"errors": {"type": "array", "items": {
         "type": "object", "properties": {"field": {"type": "string", "examples": ["ports[0].extension"]},
                                          "message": {"type": "string"}}}}}}
@@ -126,8 +170,10 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/restart": {"post": {"summary": "Restart the gateway (re-reads the config file)",
                                      "responses": {"202": _json({"type": "object"}), **bad}}},
     }
-    for name in SECTIONS:
-        schema = _ref(f"{name.capitalize()}Config")
+    sections = {**{name: f"{name.capitalize()}Config" for name in SECTIONS},
+                **{name: _camel(name) for name in mapping_sections()}}
+    for name, schema_name in sections.items():
+        schema = _ref(schema_name)
         paths[f"/api/v1/config/{name}"] = {
             "get": {"summary": f"The [{name}] settings", "responses": {"200": _json(schema), **bad}},
             "put": {"summary": f"Change the given [{name}] settings; applied live", "requestBody": {

@@ -24,8 +24,18 @@ from firmware.config import ConfigError, FieldError, parse_config
 from firmware.config.store import dumps, to_dict
 from web import history
 from web.auth import PasswordError
-from web.configedit import copy_port, errors_by_field, from_form, import_ports_csv, ports_csv
-from web.fields import section_fields
+from web.configedit import (
+    class_rows,
+    classes_from_form,
+    copy_port,
+    errors_by_field,
+    flat_fields,
+    from_form,
+    import_ports_csv,
+    mapping_from_form,
+    ports_csv,
+)
+from web.fields import mapping_doc, mapping_sections, section_fields
 from web.html import csrf_field, errors_block, esc, fields_html, page, table
 from web.server import (
     SESSION,
@@ -51,8 +61,13 @@ def _csrf(request: web.Request) -> str:
 
 
 async def _form(request: web.Request) -> dict[str, str]:
-    data = await request.post()
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    """The posted fields; a name sent more than once (a list of checkboxes) joined with commas, as a
+    list field is typed."""
+    out: dict[str, str] = {}
+    for k, v in (await request.post()).items():
+        if isinstance(v, str):
+            out[k] = f"{out[k]},{v}" if k in out else v
+    return out
 
 
 def applied_text(applied: Applied) -> str:
@@ -277,7 +292,7 @@ async def _save_section(request: web.Request, section: str) -> web.Response:
     try:
         _config, applied = await st.editor.commit({**doc, section: values})
     except ConfigError as exc:
-        errors, other = errors_by_field(exc.errors, section)
+        errors, other = errors_by_field(exc.errors, section, (f.name for f in section_fields(section)))
         return _section_page(request, section, values, errors, other, status=422)
     return _section_page(request, section, st.editor.document()[section], {}, [], flash=applied_text(applied))
 
@@ -336,12 +351,13 @@ def _ports_page(request: web.Request, flash: str = "", errors: list[str] | None 
     body = (f'{intro}{errors_block(errors or [])}{listing}'
             '<section><h2>Copy settings</h2><p class="help">Copies dial plan, caller ID, ring cadence, '
             'hotline '
-            f'and features; each port keeps its extension, user, password and name.</p>'
+            f'and features; each port keeps its extension, user, password, name and additional accounts.</p>'
             f'<form method="post" action="/ports/copy" class="row">{csrf_field(csrf)}<label>From '
             f'<select name="from">{options}</select></label><span>to</span>{targets}'
             f'<button type="submit">Copy</button></form></section>'
             f'<section><h2>Import and export</h2><p><a href="/ports.csv" download>Export ports as CSV</a> '
-            f'(passwords are not exported; an empty password in an import keeps the port\'s).</p>'
+            f'(passwords and additional accounts are not in the file; an empty password in an import keeps '
+            f'the port\'s, and an import leaves each port\'s accounts as they are).</p>'
             f'<form method="post" action="/ports/import" enctype="multipart/form-data" class="row">'
             f'{csrf_field(csrf)}<input type="file" name="file" accept=".csv,text/csv" required>'
             f'<button type="submit">Import CSV</button></form></section>')
@@ -360,17 +376,72 @@ def _port_index(request: web.Request, allow_new: bool) -> int:
     return index
 
 
+def _choices(doc: dict[str, Any], section: str) -> dict[str, tuple[str, ...]]:
+    """Allowed items of the section's list fields that name keys of a top-level mapping."""
+    return {f.name: tuple(doc.get(f.choices_from, {})) for f in section_fields(section) if f.choices_from}
+
+
+Account = tuple[int, dict[str, Any], dict[str, str], list[str]]
+"""An account form being re-shown after a refused save: (index, typed values, field errors, others)."""
+
+
 def _port_page(request: web.Request, index: int, values: dict[str, Any], errors: dict[str, str],
-               other: list[str], flash: str = "", status: int = 200) -> web.Response:
+               other: list[str], flash: str = "", status: int = 200,
+               account: Account | None = None) -> web.Response:
+    doc = state(request).editor.document()
     top = errors_block(other if other or not errors else ["see the marked fields"])
+    features = values.get("features", {})
+    feature_errors = {k.partition(".")[2]: v for k, v in errors.items() if k.startswith("features.")}
+    feature_fields = fields_html(section_fields("ports.features"), features, feature_errors,
+                                 prefix="features.", choices=_choices(doc, "ports.features"))
     body = (f'<p class="intro">What this phone is at the PBX, and how its line behaves. Settings left empty '
             f'use the <a href="/regional">regional</a> defaults.</p>{top}'
             f'<form method="post" action="/ports/{index + 1}" novalidate>{csrf_field(_csrf(request))}'
-            f'{fields_html(section_fields("ports"), values, errors)}<button type="submit">Save and '
-            'apply</button>'
-            f'</form><p><a href="/ports">All ports</a></p>')
+            f'{fields_html(section_fields("ports"), values, errors)}'
+            f'<fieldset class="group" id="features"><legend>Features</legend><p class="help">What the phone '
+            f'starts with; it changes forwarding and do not disturb itself by '
+            f'<a href="/star-codes">star code</a>, and what it programmed wins from then on. Restriction '
+            f'classes are defined on the same page.</p>'
+            f'{feature_fields}</fieldset>'
+            f'<button type="submit">Save and apply</button></form>'
+            f'{_accounts_html(request, index, doc, account)}<p><a href="/ports">All ports</a></p>')
     html = page(f"Port {index + 1}", body, csrf=_csrf(request), active="/ports", flash=flash)
     return _html(html, status=status)
+
+
+def _accounts_html(request: web.Request, index: int, doc: dict[str, Any], account: Account | None) -> str:
+    """One form per extra account (save, remove) and one to add an account."""
+    intro = ('<p class="help">Further SIP accounts on this phone, e.g. a business line: each registers on '
+             'its own, its calls ring with its own cadence, and numbers dialled after its prefix go out on '
+             'it.</p>')
+    if index >= len(doc["ports"]):
+        return (f'<section id="accounts"><h2>Additional accounts</h2>{intro}<p class="muted">Save the port '
+                f'first, then add accounts.</p></section>')
+    csrf, n = csrf_field(_csrf(request)), index + 1
+    saved = doc["ports"][index].get("accounts", [])
+    forms = []
+    for k in range(len(saved) + 1):
+        values: dict[str, Any] = saved[k] if k < len(saved) else {}
+        errors: dict[str, str] = {}
+        other: list[str] = []
+        if account is not None and account[0] == k:
+            _, values, errors, other = account
+        fields = fields_html(section_fields("ports.accounts"), values, errors, id_prefix=f"a{k + 1}-")
+        problems = errors_block(other if other or not errors else ["see the marked fields"])
+        if k < len(saved):
+            forms.append(f'<form method="post" action="/ports/{n}/accounts/{k + 1}" id="account-{k + 1}" '
+                         f'novalidate><fieldset class="group"><legend>Account {k + 1}: '
+                         f'{esc(saved[k].get("extension", ""))}</legend>{csrf}{problems}{fields}'
+                         f'<div class="row"><button type="submit">Save account</button><button '
+                         f'type="submit" class="danger" formaction="/ports/{n}/accounts/{k + 1}/remove">'
+                         f'Remove</button></div>'
+                         f'</fieldset></form>')
+        else:
+            opened = " open" if account is not None and account[0] == k else ""
+            forms.append(f'<details id="account-new"{opened}><summary>Add an account</summary><form '
+                         f'method="post" action="/ports/{n}/accounts/new" novalidate>{csrf}{problems}{fields}'
+                         f'<button type="submit">Add account</button></form></details>')
+    return f'<section id="accounts"><h2>Additional accounts</h2>{intro}{"".join(forms)}</section>'
 
 
 @routes.get("/ports/{n:[0-9]+}")
@@ -394,10 +465,124 @@ async def port_save(request: web.Request) -> web.StreamResponse:
     try:
         _config, applied = await st.editor.commit({**doc, "ports": ports})
     except ConfigError as exc:
-        errors, other = errors_by_field(exc.errors, f"ports[{index}]")
+        errors, other = errors_by_field(exc.errors, f"ports[{index}]", (c for c, _ in flat_fields("ports")))
         return _port_page(request, index, values, errors, other, status=422)
     saved = st.editor.document()["ports"][index]
     return _port_page(request, index, saved, {}, [], flash=applied_text(applied))
+
+
+def _account_index(request: web.Request, index: int, doc: dict[str, Any]) -> int:
+    accounts = doc["ports"][index].get("accounts", [])
+    text = request.match_info.get("k", "new")
+    k = len(accounts) if text == "new" else int(text) - 1
+    if not 0 <= k <= len(accounts) or (text != "new" and k == len(accounts)):
+        raise web.HTTPNotFound(text=f"port {index + 1} has no account {text}")
+    return k
+
+
+@routes.post("/ports/{n:[0-9]+}/accounts/{k:[0-9]+}")
+@routes.post("/ports/{n:[0-9]+}/accounts/new")
+async def account_save(request: web.Request) -> web.StreamResponse:
+    """Add or change one extra account of a port; an empty password keeps the account's own."""
+    st = state(request)
+    index = _port_index(request, allow_new=False)
+    doc = st.editor.document()
+    k = _account_index(request, index, doc)
+    ports = list(doc["ports"])
+    accounts = list(ports[index].get("accounts", []))
+    values = from_form("ports.accounts", await _form(request), accounts[k] if k < len(accounts) else {})
+    accounts[k:k + 1] = [values]
+    ports[index] = {**ports[index], "accounts": accounts}
+    try:
+        _config, applied = await st.editor.commit({**doc, "ports": ports})
+    except ConfigError as exc:
+        errors, other = errors_by_field(exc.errors, f"ports[{index}].accounts[{k}]",
+                                        (f.name for f in section_fields("ports.accounts")))
+        return _port_page(request, index, doc["ports"][index], {}, [], status=422,
+                          account=(k, values, errors, other))
+    saved = st.editor.document()["ports"][index]
+    return _port_page(request, index, saved, {}, [], flash=applied_text(applied))
+
+
+@routes.post("/ports/{n:[0-9]+}/accounts/{k:[0-9]+}/remove")
+async def account_remove(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    index = _port_index(request, allow_new=False)
+    doc = st.editor.document()
+    k = _account_index(request, index, doc)
+    ports = list(doc["ports"])
+    ports[index] = {**ports[index], "accounts": [a for n, a in enumerate(ports[index]["accounts"]) if n != k]}
+    try:
+        _config, applied = await st.editor.commit({**doc, "ports": ports})
+    except ConfigError as exc:
+        return _port_page(request, index, doc["ports"][index], {}, [str(e) for e in exc.errors], status=422)
+    return _port_page(request, index, st.editor.document()["ports"][index], {}, [],
+                      flash=f"Account removed. {applied_text(applied)}")
+
+
+# -- star codes and restriction classes -------------------------------------------------------------
+
+def _star_codes_page(request: web.Request, codes: dict[str, Any], classes: list[tuple[str, str]],
+                     errors: dict[str, str], other: list[str], flash: str = "",
+                     status: int = 200) -> web.Response:
+    config = state(request).gateway.config
+    top = errors_block(other if other or not errors else ["see the marked fields"])
+    code_errors = {k.partition(".")[2]: v for k, v in errors.items() if k.startswith("star_codes.")}
+    codes_html = fields_html(mapping_sections()["star_codes"], codes, code_errors, prefix="star_codes.")
+    rows = []
+    for n, (name, plan) in enumerate([*classes, ("", ""), ("", "")]):
+        error = errors.get(f"restriction_classes.{name}") if name else None
+        users = [str(p + 1) for p, port in enumerate(config.ports) if name and name in port.features.restrict]
+        ident = f"f-class-{n}"
+        aria = f' aria-invalid="true" aria-describedby="{ident}-error"' if error else ""
+        err = f'<small class="field-error" id="{ident}-error">{esc(error)}</small>' if error else ""
+        remove = (f'<label class="inline"><input type="checkbox" name="class-remove-{n}" value="on"> remove'
+                  f'</label>' if name else "")
+        rows.append([f'<input name="class-name-{n}" id="{ident}-name" value="{esc(name)}" aria-label="Class '
+                     f'name" placeholder="e.g. international"{aria}>',
+                     f'<input name="class-plan-{n}" id="{ident}" value="{esc(plan)}" aria-label="Digit map"'
+                     f' placeholder="e.g. 011x."{aria}>{err}', esc(", ".join(users) or "—"), remove])
+    body = (f'<p class="intro">The codes a phone dials for call features (North American NANPA codes by '
+            f'default), and the classes of numbers a port can be barred from calling (tick them on the '
+            f'port\'s page).</p>{top}<form method="post" action="/star-codes" novalidate>'
+            f'{csrf_field(_csrf(request))}<fieldset class="group" id="star-codes"><legend>Star codes</legend>'
+            f'<p class="help">{esc(mapping_doc("star_codes"))} Each is * or # and 1-4 digits; no code '
+            f'may be the start of another.</p><div class="grid">{codes_html}</div></fieldset>'
+            f'<fieldset class="group" id="restriction-classes"><legend>Restriction classes</legend>'
+            f'<p class="help">{esc(mapping_doc("restriction_classes"))} Patterns use the dial-plan syntax; '
+            f'a class still ticked on a port cannot be removed.</p>'
+            f'{table(["Name", "Numbers (digit map)", "Ports barred", ""], rows)}</fieldset>'
+            f'<button type="submit">Save and apply</button></form>')
+    return _html(page("Star codes and restrictions", body, csrf=_csrf(request), active="/star-codes",
+                      flash=flash), status=status)
+
+
+@routes.get("/star-codes")
+async def star_codes_page(request: web.Request) -> web.StreamResponse:
+    doc = state(request).editor.document()
+    classes = list(doc.get("restriction_classes", {}).items())
+    return _star_codes_page(request, doc["star_codes"], classes, {}, [])
+
+
+@routes.post("/star-codes")
+async def star_codes_save(request: web.Request) -> web.StreamResponse:
+    st = state(request)
+    doc = st.editor.document()
+    form = await _form(request)
+    codes = mapping_from_form("star_codes", form, doc["star_codes"])
+    rows = class_rows(form)
+    try:
+        classes = classes_from_form(form)
+        _config, applied = await st.editor.commit({**doc, "star_codes": codes,
+                                                   "restriction_classes": classes})
+    except ConfigError as exc:
+        shown = [f"star_codes.{f.name}" for f in mapping_sections()["star_codes"]] + \
+            [f"restriction_classes.{name}" for name, _ in rows if name]
+        errors, other = errors_by_field(exc.errors, "", shown)
+        return _star_codes_page(request, codes, rows, errors, other, status=422)
+    saved = st.editor.document()
+    return _star_codes_page(request, saved["star_codes"], list(saved.get("restriction_classes", {}).items()),
+                            {}, [], flash=applied_text(applied))
 
 
 @routes.post("/ports/copy")

@@ -192,8 +192,29 @@ def test_first_run_then_a_port_registered_from_the_pages_alone(browser: playwrig
     assert kamailio.is_registered("201")
     shot(page, "status-registered")
 
-    for name, path in (("regional", "/regional"), ("history", "/history"), ("diagnostics", "/diagnostics"),
-                       ("system", "/system")):
+    page.goto(gateway.url + "/ports/1")  # the Features fieldset and an extra account
+    expect(page.locator("#features > legend")).to_have_text("Features")
+    page.click("#account-new summary")
+    page.fill("#f-a1-extension", "301")
+    page.fill("#f-a1-password", "pw-301-secret")
+    page.fill("#f-a1-prefix", "8")
+    page.click("#account-new button[type=submit]")
+    expect(page.locator(".flash")).to_contain_text("Saved.")
+    expect(page.locator("#account-1 > fieldset > legend")).to_contain_text("301")
+    assert "pw-301-secret" not in page.content()  # write-only
+    shot(page, "port-features")
+    page.click("#account-1 button.danger")  # the Remove button posts the same form elsewhere
+    expect(page.locator(".flash")).to_contain_text("Account removed.")
+    assert "301" not in gateway.config.read_text()
+
+    page.click("nav >> text=Star codes")
+    page.fill("#f-star_codes-dnd_on", "*7")
+    page.click("main button[type=submit]")
+    expect(page.locator("#f-star_codes-dnd_on-error")).to_contain_text("the start of forward_always_on")
+    shot(page, "star-codes-errors")
+
+    for name, path in (("regional", "/regional"), ("star-codes", "/star-codes"), ("history", "/history"),
+                       ("diagnostics", "/diagnostics"), ("system", "/system")):
         page.goto(gateway.url + path)
         expect(page.locator("h1")).to_be_visible()
         shot(page, name)

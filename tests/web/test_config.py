@@ -12,6 +12,8 @@ from pathlib import Path
 from aiohttp import FormData, WSMsgType
 
 from firmware.config import PortConfig, SipConfig
+from firmware.config.schema import ExtraAccount, PortFeatures
+from firmware.line.features import DEFAULT_STAR_CODES, FEATURES
 from firmware.store.history import CallRecord
 from hal.sim import SimBoard
 from tests.web.harness import Site, run
@@ -216,6 +218,20 @@ def test_openapi_is_generated_from_the_schema() -> None:
         "PBX" in schemas["SipConfig"]["properties"]["registrar"]["description"]
     assert "/api/v1/config/ports/{n}" in doc["paths"] and "/api/v1/config/sip" in doc["paths"]
     assert doc["paths"]["/api/v1/openapi.json"]["get"]["security"] == []
+    port = schemas["PortConfig"]["properties"]
+    assert port["features"] == {"$ref": "#/components/schemas/PortFeatures"}
+    assert port["accounts"] == {"type": "array", "items": {"$ref": "#/components/schemas/ExtraAccount"}}
+    assert set(schemas["PortFeatures"]["properties"]) == set(PortFeatures.__dataclass_fields__)
+    assert set(schemas["ExtraAccount"]["properties"]) == set(ExtraAccount.__dataclass_fields__)
+    assert schemas["ExtraAccount"]["properties"]["password"]["writeOnly"] is True
+    assert schemas["ExtraAccount"]["required"] == ["extension"]
+    assert schemas["PortFeatures"]["properties"]["disabled"]["items"]["enum"] == list(FEATURES)
+    assert "restriction_classes" in schemas["PortFeatures"]["properties"]["restrict"]["description"]
+    assert set(schemas["StarCodes"]["properties"]) == set(DEFAULT_STAR_CODES)
+    assert schemas["RestrictionClasses"]["additionalProperties"]["type"] == "string"
+    for name in ("star_codes", "restriction_classes"):
+        assert set(doc["paths"][f"/api/v1/config/{name}"]) == {"get", "put"}
+        assert "422" in doc["paths"][f"/api/v1/config/{name}"]["put"]["responses"]
 
 
 def test_a_busy_port_shows_its_settings_wait_for_the_call_to_end(tmp_path: Path) -> None:
