@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from firmware.line.dialplan import DialPlan
 from firmware.line.port import (
+    Action,
     Answer,
     CallOver,
     CallWaitingAlert,
@@ -41,16 +42,16 @@ def port(features: Features = ALL) -> PortLine:
                     features=features)
 
 
-def hook(p: PortLine, kind: HookKind, t: float) -> list[object]:
+def hook(p: PortLine, kind: HookKind, t: float) -> list[Action]:
     return list(p.hook(HookEvent(0, kind, t), t))
 
 
-def flash(p: PortLine, t: float) -> list[object]:
+def flash(p: PortLine, t: float) -> list[Action]:
     return hook(p, HookKind.FLASH, t)
 
 
-def dial(p: PortLine, digits: str, t: float) -> list[object]:
-    out: list[object] = []
+def dial(p: PortLine, digits: str, t: float) -> list[Action]:
+    out: list[Action] = []
     for d in digits:
         out += p.dtmf(d, True, t)
         out += p.dtmf(d, False, t + 0.1)
@@ -58,9 +59,10 @@ def dial(p: PortLine, digits: str, t: float) -> list[object]:
     return out
 
 
-def calls(actions: list[object]) -> list[tuple[str, str]]:
+def calls(actions: list[Action]) -> list[tuple[str, str]]:
     """(action name, call key) of the actions that concern one call, in order."""
-    return [(type(a).__name__, a.call) for a in actions if isinstance(a, Hold | Resume | Answer | Hangup | ConnectMedia | DisconnectMedia)]
+    return [(type(a).__name__, a.call) for a in actions
+            if isinstance(a, Hold | Resume | Answer | Hangup | ConnectMedia | DisconnectMedia)]
 
 
 def in_call(p: PortLine, key: str = "A") -> None:
@@ -114,7 +116,7 @@ def test_hang_up_with_a_held_call_rings_the_phone_again_and_lifting_resumes_it()
     flash(p, 8.0)  # talking to B, A held
     out = hook(p, HookKind.ON_HOOK, 20.0)
     assert calls(out) == [("Hangup", "B"), ("DisconnectMedia", "B")]
-    assert out[-1] == Ring("5551000", "Alice") and getattr(out[-1], "call") == "A"
+    assert out[-1] == Ring("5551000", "Alice") and out[-1].call == "A"
     assert [o.cause for o in out if isinstance(o, CallOver)] == ["local hangup"]
     assert p.state is State.RINGING
     assert calls(hook(p, HookKind.OFF_HOOK, 24.0)) == [("Resume", "A"), ("ConnectMedia", "A")]
@@ -170,7 +172,7 @@ def consult(p: PortLine, number: str = "5554000") -> str:
     assert out[-1] == PlayTone("stutter_dial") and p.state is State.DIALTONE  # recall dial tone
     placed = dial(p, number, 6.0)
     assert placed[-1] == PlaceCall(number)
-    key = getattr(placed[-1], "call")
+    key = placed[-1].call
     assert key and key != "A"
     return str(key)
 
