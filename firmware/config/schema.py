@@ -174,6 +174,12 @@ class PortConfig:
     polarity_reversal: bool = False
     """Reverse the loop polarity while a call is answered, restore it when the call ends (answer and
     far-end disconnect supervision for payphones and call meters)."""
+    call_waiting: bool = True
+    """A second call during a call gets call-waiting tone and type II caller ID, not 486 Busy Here."""
+    three_way: bool = True
+    """Hook flash in a call holds it for a consultation call; a second flash joins all three."""
+    transfer: bool = True
+    """Hang-up during a consultation transfers the held party (REFER); the PBX may transfer us too."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +218,8 @@ class Config:
         registrar = _sip_uri(sip.registrar)
         accounts = tuple(
             AccountConfig(name=str(i), user=p.extension, password=p.password.reveal(),
-                          auth_user=p.auth_user or None, display_name=p.display_name or None)
+                          auth_user=p.auth_user or None, display_name=p.display_name or None,
+                          accept_refer=p.transfer)
             for i, p in enumerate(self.ports) if p.enabled)
         reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
         return UaConfig(
@@ -517,7 +524,9 @@ def _port(data: object, path: str, country: str, errors: list[FieldError]) -> Po
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
         hotline=t.text("hotline", "", lambda v: None if not v or _DIGITS_RE.fullmatch(v)
                       else "must be 1-32 of 0-9 * #"),
-        polarity_reversal=t.flag("polarity_reversal", False))
+        polarity_reversal=t.flag("polarity_reversal", False),
+        call_waiting=t.flag("call_waiting", True), three_way=t.flag("three_way", True),
+        transfer=t.flag("transfer", True))
     if "extension" not in t.data:
         t.error("extension", "is required")
     t.finish()
