@@ -121,6 +121,10 @@ class MediaClock:
         for transport in self._sockets.pop(owner, ()):
             transport.close()
 
+    def session(self, owner: Hashable) -> MediaSession | None:
+        """The session on `owner`'s sockets, if it has one now."""
+        return self._live.get(owner)
+
     def start_session(self, port: int, negotiated: Negotiated, *, owner: Hashable | None = None,
                       second: bool = False, **options: Any) -> MediaSession:
         """The call on `port` has media: attach a session on the sockets `bind` opened for `owner`

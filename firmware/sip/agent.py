@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from firmware.sip.refer import Replaces
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
@@ -226,9 +227,10 @@ class SipAgent:
     def registration_state(self, account: str) -> tuple[RegState, str | None]:
         return self.ua.registration_state(account)
 
-    def place_call(self, account: str, target: str, media: Addr) -> str:
+    def place_call(self, account: str, target: str, media: Addr, *, replaces: Replaces | None = None) -> str:
         result: list[str] = []
-        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media)))
+        self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media,
+                                                               replaces=replaces)))
         return result[0]
 
     def ringing(self, call: str) -> None:
@@ -251,6 +253,12 @@ class SipAgent:
 
     def resume(self, call: str) -> None:
         self._step(lambda ua, now: ua.resume(call, now))
+
+    def refer(self, call: str, target: str, *, replacing: str | None = None) -> None:
+        self._step(lambda ua, now: ua.refer(call, target, now, replacing=replacing))
+
+    def transfer_progress(self, call: str, status: int, reason: str) -> None:
+        self._step(lambda ua, now: ua.transfer_progress(call, status, reason, now))
 
     async def next_event(self, *types: type, timeout: float = 10.0) -> Event:
         """The next event of one of `types` (others are discarded), for tests and simple callers."""

@@ -481,9 +481,11 @@ class UserAgent:
         registration = self._account(account).registration
         return registration.state, registration.last_error
 
-    def place_call(self, account: str, target: str, now: float, media: Addr) -> str:
+    def place_call(self, account: str, target: str, now: float, media: Addr, *,
+                   replaces: Replaces | None = None) -> str:
         """INVITE `target` (a SIP/tel URI, or digits/user at our domain) with an SDP offer for our RTP
-        endpoint `media`; returns the call handle (its Call-ID)."""
+        endpoint `media`; returns the call handle (its Call-ID). `replaces`: the dialog this call takes
+        over at the target (RFC 3891 §6.1), when a REFER asked for it."""
         acct = self._account(account)
         uri = self._target_uri(target)
         call_id = f"{self._rng.getrandbits(96):024x}@hookflash"
@@ -499,6 +501,8 @@ class UserAgent:
         headers.add("Call-ID", call_id)
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", self._contact(acct))
+        if replaces is not None:
+            headers.add("Replaces", str(replaces))
         self._add_capabilities(headers)
         headers.add("Content-Type", "application/sdp")
         call = _Call(call_id, acct, True, sdp)
