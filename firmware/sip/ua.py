@@ -590,7 +590,7 @@ class UserAgent:
             assert other is not None
             replaces = Replaces(other.call_id, to_tag=other.remote_tag, from_tag=other.local_tag)
         try:
-            value = refer_to(self._target_uri(target), replaces)
+            value = refer_to(self._refer_target(target), replaces)
         except ReferError as exc:
             raise CallError(str(exc)) from None
         extra = [("Refer-To", value), ("Referred-By", str(NameAddr(call.account.aor)))]  # RFC 3892
@@ -688,6 +688,16 @@ class UserAgent:
                 raise CallError(f"cannot call a {target.split(':')[0]} URI")
             return uri
         return SipUri("sip", target, self.config.domain)
+
+    def _refer_target(self, target: str) -> SipUri | TelUri:
+        """A REFER's target as the transferee can reach it: a bare number at our domain gets the
+        registrar's port when the domain is the registrar's host (the transferee may send it there
+        directly, without our outbound proxy)."""
+        if ":" in target:
+            return self._target_uri(target)
+        registrar = self.config.registrar
+        same = registrar is not None and registrar.host.lower() == self.config.domain.lower()
+        return SipUri("sip", target, self.config.domain, registrar.port if same and registrar else None)
 
     def _addr_for(self, uri: SipUri | TelUri | object) -> Addr:
         """RFC 3263 result for a next hop: IP literals directly, configured hosts from `targets`."""
