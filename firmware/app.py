@@ -58,7 +58,6 @@ from firmware.line.port import (
 )
 from firmware.media.clock import MediaClock
 from firmware.media.pipeline import Pipeline, TickResult
-from firmware.media.rtcp import CallStats
 from firmware.media.rtp import Address
 from firmware.sip.agent import SipAgent
 from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
@@ -121,7 +120,6 @@ class _Leg:
     negotiated: Negotiated | None = None
     want_media: bool = False
     media_on: bool = False
-    stats: CallStats | None = None
     transfer: bool = False
     """Handed over by our REFER: the line let go of it; the gateway ends it when the transfer reports."""
     replacing: _Leg | None = None
@@ -260,7 +258,9 @@ class Gateway:
             self._run(port, line.answered(now, call=leg.key))
             self._start_media(leg)
         elif isinstance(event, CallResumed) and not event.by_remote:
-            leg.negotiated = event.negotiated  # the address and codec to send to after our hold
+            leg.negotiated = event.negotiated  # the address to send to after our hold
+            if (session := self.clock.session(leg.owner)) is not None:
+                session.update(event.negotiated)
         elif isinstance(event, TransferRequested):
             self._follow_refer(leg, event)
         elif isinstance(event, CallEnded):
@@ -330,9 +330,9 @@ class Gateway:
             self._start_media(leg)
         elif isinstance(action, DisconnectMedia) and leg is not None:
             leg.want_media = False
-            if leg.media_on:
+            if leg.media_on:  # held, or about to end: the session waits, parked, on its sockets
                 leg.media_on = False
-                leg.stats = self.clock.end_session(port, owner=leg.owner, keep_sockets=True)
+                self.clock.park(port, leg.owner)
         elif isinstance(action, CallOver):
             self._call_over(port, action, now)
 
@@ -481,6 +481,9 @@ class Gateway:
         if not leg.want_media or leg.media_on:
             return
         port = leg.port
+        if self.clock.unpark(port, leg.owner, second=self._has_media(leg)) is not None:
+            leg.media_on = True  # resumed: the same RTP stream goes on
+            return
         if leg.kind == "sip":
             if leg.negotiated is not None:
                 leg.media_on = True
@@ -579,7 +582,7 @@ class Gateway:
         leg = self._legs.pop(over.call, None)
         stats = None
         if leg is not None:
-            stats = self.clock.end_session(port, owner=leg.owner) or leg.stats
+            stats = self.clock.end_session(port, owner=leg.owner)
             if leg.kind == "sip" and leg.id and not leg.transfer:
                 self._by_call.pop(leg.id, None)
         own = self.config.ports[port].extension

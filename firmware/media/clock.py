@@ -84,6 +84,8 @@ class MediaClock:
         self._sockets: dict[Hashable, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = {}
         self._live: dict[Hashable, MediaSession] = {}
         """The session on each owner's sockets."""
+        self._parked: dict[Hashable, tuple[MediaSession, float]] = {}
+        """Sessions of held calls, with the loop time they were parked."""
         self._owners: dict[int, Hashable] = {}
         """Owner of each attached session, by the session's id()."""
         self._durations: deque[float] = deque(maxlen=TICK_HISTORY)
@@ -137,20 +139,41 @@ class MediaClock:
         self._owners[id(session)] = owner
         return session
 
-    def end_session(self, port: int, *, owner: Hashable | None = None,
-                    keep_sockets: bool = False) -> CallStats | None:
-        """Send the final RTCP BYE, detach `owner`'s session (default: the port's) and close its
-        sockets unless `keep_sockets` (a call on hold); the call's stats."""
+    def end_session(self, port: int, *, owner: Hashable | None = None) -> CallStats | None:
+        """Send the final RTCP BYE, detach `owner`'s session (default: the port's; attached or
+        parked) and close its sockets; the call's stats."""
         owner = port if owner is None else owner
         session = self._live.pop(owner, None)
+        parked = self._parked.pop(owner, None)
         if session is not None:
             self.pipeline.detach(port, session)
+        elif parked is not None:
+            session = parked[0]
+        if session is not None:
             self._owners.pop(id(session), None)
             if owner in self._sockets:
                 self._send(owner, session.close(asyncio.get_running_loop().time()))
-        if not keep_sockets:
-            self.unbind(owner)
+        self.unbind(owner)
         return None if session is None else session.stats()
+
+    def park(self, port: int, owner: Hashable) -> None:
+        """Take `owner`'s session out of the tick but keep it and its sockets (a call on hold): the
+        same RTP stream (SSRC, sequence, timestamps) goes on when it is resumed."""
+        session = self._live.pop(owner, None)
+        if session is not None:
+            self.pipeline.detach(port, session)
+            self._parked[owner] = (session, asyncio.get_running_loop().time())
+
+    def unpark(self, port: int, owner: Hashable, *, second: bool = False) -> MediaSession | None:
+        """Put a parked session back into the tick, its timeline advanced over the pause."""
+        parked = self._parked.pop(owner, None)
+        if parked is None:
+            return None
+        session, since = parked
+        session.skip(asyncio.get_running_loop().time() - since)
+        self.pipeline.attach(port, session, second=second)
+        self._live[owner] = session
+        return session
 
     def _send(self, owner: Hashable, datagrams: list[Datagram]) -> None:
         sockets = self._sockets.get(owner)
