@@ -96,6 +96,8 @@ ETSI ES 200 778-1 annex B line reversal for DTMF caller ID."""
 SAS_S = 0.3
 """Subscriber alerting signal: one 300 ms burst of call-waiting tone (GR-506-CORE, SR-TSV-002476)."""
 SAS_CAS_GAP_S = 0.01
+CAS_ACK_WAIT_S = 0.6
+"""The far end stays muted this long after the CAS, for the phone's ack and the FSK that follows it."""
 CAS_ACK_TO_FSK_S = 0.08
 """The FSK starts 50-500 ms after the phone's acknowledgement ends (SR-TSV-002476); the 'D' is
 reported at its leading edge, and lasts at least 50 ms."""
@@ -310,7 +312,7 @@ class Gateway:
         elif isinstance(action, SendVmwi):
             self._vmwi(port, action.active, now)
         elif isinstance(action, CallWaitingAlert):
-            self.pipeline.play_audio(port, self._call_waiting_alert())
+            self.pipeline.play_audio(port, self._call_waiting_alert(), mute_s=CAS_ACK_WAIT_S)
         elif isinstance(action, SendCallerId):
             self._offhook_callerid(port, action)
         elif isinstance(action, PlaceCall):

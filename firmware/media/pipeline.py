@@ -78,6 +78,8 @@ class Pipeline:
         self.conference = ConferenceLegs(ports)
         self._clips: dict[int, Int16Array] = {}
         """One-shot audio still to play per port (what is left of it)."""
+        self._muted = np.zeros(ports, dtype=np.int64)
+        """Samples for which each port's far-end audio is still muted (under a clip)."""
         self._origin = np.zeros(ports, dtype=np.int64)
         """Detector sample at which each port's session started (its DTMF timeline's zero)."""
         self._samples = 0
@@ -122,10 +124,13 @@ class Pipeline:
             return self.sessions[channel]
         return self.conference.sessions[channel - self.ports]
 
-    def play_audio(self, port: int, audio: Int16Array) -> None:
-        """Mix `audio` once into `port`'s earpiece from the next tick on (e.g. CAS and type II caller
-        ID during a call)."""
+    def play_audio(self, port: int, audio: Int16Array, mute_s: float = 0.0) -> None:
+        """Play `audio` once into `port`'s earpiece from the next tick on (CAS and type II caller ID
+        during a call), the far end muted meanwhile and `mute_s` after: the switch mutes the far end
+        while it sends the CAS and the off-hook data, and while it waits for the phone's ack
+        (SR-TSV-002476), or the voice would swamp the data."""
         self._clips[port] = np.asarray(audio, dtype=np.int16)
+        self._muted[port] = max(int(self._muted[port]), len(audio) + round(mute_s * RATE))
 
     def play_tone(self, port: int, tone: Tone) -> None:
         """Play a call-progress tone to `port` (mixed over call audio when in a call, e.g. call waiting)."""
@@ -197,6 +202,9 @@ class Pipeline:
                 out[port] = session.tone_frame()
         if self.conference.active:
             out = self.conference.downlink(out, now)
+        if self._muted.any():
+            out[self._muted > 0] = 0.0
+            self._muted = np.maximum(self._muted - FRAME, 0)
         out += self.tones.next_frame(FRAME)
         if self._clips:
             self._play_clips(out)
