@@ -20,7 +20,7 @@ from firmware.app import Gateway
 from firmware.config import load_config
 from firmware.line.port import State
 from firmware.sip.registration import RegState
-from firmware.sip.ua import CallHeld, CallResumed, Event
+from firmware.sip.ua import CallHeld, CallResumed, Event, TransferRequested
 from hal.sim import SimBoard
 from tests.firmware.test_app import near, sine, strongest, until
 from tests.sip_e2e import blocking, run
@@ -266,3 +266,29 @@ def test_three_way_conference_with_two_baresips_mixed_locally(
         # re-INVITE (see the hold test), so its side of the mix is checked on the simulator only.
 
     gateway_run(tmp_path, kamailio, scenario)
+
+
+def test_the_far_end_transfers_the_phone_with_refer(
+        tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
+    """202 talks to the phone and transfers it (baresip's `transfer`: REFER, RFC 3515): the gateway
+    accepts (transfer is on), calls 203 on the same port, reports 100 then 200 by NOTIFY sipfrag, and
+    the phone goes on talking, now to 203; 202's call ends."""
+    kamailio = kamailio_factory(users=USERS)
+    transferor = register_phone(kamailio, "202", tone_hz=600.0, answermode="auto")
+    target = register_phone(kamailio, "203", tone_hz=1300.0, answermode="auto")
+    events: list[Event] = []
+
+    async def scenario(gateway: Gateway, board: SimBoard) -> None:
+        phone = board.phones[0]
+        await answer_call_from(gateway, board, transferor.phone, kamailio.uri("201"))
+        assert heard(phone.earpiece(0.5), 600)
+        assert (await blocking(transferor.phone.command, "transfer", kamailio.uri("203")))["ok"]
+        established = await blocking(target.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+        assert "201" in peer_of(established), established
+        await blocking(transferor.phone.wait_event, "CALL_CLOSED", timeout=10)
+        await asyncio.sleep(2.0)
+        assert gateway.lines[0].state is State.CONNECTED
+        assert heard(phone.earpiece(0.5), 1300), "the phone now hears 203"
+        assert any(isinstance(e, TransferRequested) for e in events)
+
+    gateway_run(tmp_path, kamailio, scenario, events)
