@@ -545,12 +545,16 @@ class Gateway:
         if isinstance(event, TransferProgress):
             _log.info("port %d: transfer %s", leg.port + 1, event.status)
             if event.final:
-                for other in [o for o in self._by_call.values() if o.transfer and o.port == leg.port]:
-                    other.transfer = False
-                    self._hangup(other)
-        elif isinstance(event, CallEnded):
+                self._release_transfer(leg.port)
+        elif isinstance(event, CallEnded):  # e.g. the transferee hung up before its final NOTIFY
             self._by_call.pop(event.call, None)
             leg.transfer = False
+            self._release_transfer(leg.port)
+
+    def _release_transfer(self, port: int) -> None:
+        for leg in [o for o in self._by_call.values() if o.transfer and o.port == port]:
+            leg.transfer = False
+            self._hangup(leg)
 
     def _follow_refer(self, leg: _Leg, event: TransferRequested) -> None:
         """The far end transfers us (RFC 3515): call the Refer-To target (with its Replaces, RFC
