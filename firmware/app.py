@@ -570,8 +570,7 @@ class Gateway:
         elif isinstance(event, CallAnswered):
             new.negotiated, new.replacing = event.negotiated, None
             media = old.want_media
-            if old.media_on:
-                self.clock.end_session(old.port, owner=old.owner)
+            self.clock.end_session(old.port, owner=old.owner)  # attached, parked or only bound
             self.agent.transfer_progress(old.id, 200, "OK")
             self._by_call.pop(old.id, None)
             self.agent.hangup(old.id)
