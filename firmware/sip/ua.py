@@ -1088,6 +1088,9 @@ class UserAgent:
         if pending.purpose == "invite" and tx is call.client_tx:
             reason = "cancelled" if call.cancelling else ("timeout" if status == 408 else "transport error")
             self._end(call, reason, status, by_remote=False)
+        elif pending.purpose == "refer":  # no answer to our REFER: the transfer failed (RFC 3515 §2.4.2)
+            call.refer_out = False
+            self._events.append(TransferProgress(call.id, status, final=True))
         elif pending.purpose in ("reinvite", "other") and call.state == "connected":
             self._send_bye(call, now)  # §12.2.1.2: the dialog is gone
             self._end(call, "timeout" if status == 408 else "transport error", status, by_remote=False)

@@ -153,6 +153,21 @@ def test_refused_refer_is_a_final_failure() -> None:
     assert events(ua) == [TransferProgress(held, 405, final=True)]
 
 
+def test_unanswered_refer_is_a_final_failure() -> None:
+    """Timer F (64 x T1, RFC 3261 §17.1.2.2) on our REFER: the transfer is over (408), so the legs the
+    gateway kept for it are released rather than held forever."""
+    ua = make_ua()
+    register_all(ua)
+    held = connected_out(ua, "bob2", "t-bob", 1.0)
+    ua.refer(held, "5554000", 5.0)
+    requests(ua, "REFER", 5.0)
+    now = 5.0
+    while (timer := ua.get_timer()) is not None and timer < 5.0 + 40:
+        now = timer
+        ua.handle_timer(now)
+    assert TransferProgress(held, 408, final=True) in events(ua)
+
+
 def test_attended_transfer_refers_with_replaces_of_the_consultation_dialog() -> None:
     """RFC 5589 §7.1: Replaces names the transferor-target dialog as the target sees it: to-tag is
     the target's tag, from-tag ours (RFC 3891 §3)."""
