@@ -13,15 +13,18 @@ import asyncio
 import contextlib
 import json
 import weakref
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from firmware.app import Applied
 from firmware.config import ConfigError, FieldError
 from firmware.config.store import dumps
 from web import history
 from web.fields import SECTIONS, merge, public
+from web.levels import LevelStream
 from web.openapi import openapi_document
 from web.pages import restore_document
 from web.server import state
@@ -30,6 +33,8 @@ from web.sysinfo import system_info
 routes = web.RouteTableDef()
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 """Open event streams, closed when the app shuts down."""
+LEVELS = web.AppKey("levels", LevelStream)
+"""The live audio levels of the Status page (a pipeline tap only while a page asks for them)."""
 
 
 def _errors(errors: list[FieldError], status: int = 422) -> web.Response:
@@ -193,38 +198,93 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 @routes.get("/api/v1/events")
 async def events(request: web.Request) -> web.StreamResponse:
     """The status of every port now, then each port's status whenever it changes:
-    `{"type": "snapshot", "ports": [...]}`, then `{"type": "port", "port": {...}}`."""
+    `{"type": "snapshot", "ports": [...]}`, then `{"type": "port", "port": {...}}`. A client that
+    sends `{"levels": true}` also gets `{"type": "levels", "interval_s", "ports": [{"port",
+    "mouthpiece_dbm0", "earpiece_dbm0"}]}` ~4 times a second until it sends `{"levels": false}`."""
     gateway = state(request).gateway
     ws = web.WebSocketResponse(heartbeat=30.0)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=1000)
-
-    def changed(port: dict[str, Any]) -> None:
-        with contextlib.suppress(asyncio.QueueFull):  # a stalled client loses updates, not our memory
-            queue.put_nowait(port)
-
-    unsubscribe = gateway.subscribe(changed)
-    sender = asyncio.ensure_future(_send(ws, queue, gateway.snapshot()["ports"]))
+    outbox = _Outbox()
+    levels = request.app[LEVELS]
+    unsubscribe = gateway.subscribe(outbox.port)
+    stop_levels: Callable[[], None] | None = None
+    sender = asyncio.ensure_future(_send(ws, outbox, gateway.snapshot()["ports"]))
     try:
         async for message in ws:
             if message.type is WSMsgType.ERROR:
                 break
+            wanted = _levels_request(message)
+            if wanted is None:
+                outbox.put({"type": "error", "error": 'send {"levels": true} or {"levels": false}'})
+            elif wanted and stop_levels is None:
+                stop_levels = levels.subscribe(lambda ports: outbox.levels(
+                    {"type": "levels", "interval_s": levels.interval_s, "ports": ports}))
+            elif not wanted and stop_levels is not None:
+                stop_levels()
+                stop_levels = None
     finally:
         unsubscribe()
+        if stop_levels is not None:
+            stop_levels()
         sender.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):  # the client may be gone
             await sender
     return ws
 
 
-async def _send(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]], ports: list[Any]) -> None:
+def _levels_request(message: WSMessage) -> bool | None:
+    """`{"levels": true|false}` -> the bool; anything else -> None."""
+    if message.type is not WSMsgType.TEXT:
+        return None
+    try:
+        body = json.loads(message.data)
+    except ValueError:
+        return None
+    wanted = body.get("levels") if isinstance(body, dict) else None
+    return wanted if isinstance(wanted, bool) else None
+
+
+class _Outbox:
+    """What one event stream still has to send: status changes in order, levels latest-only (a slow
+    client skips readings instead of queueing them; a stalled one loses the oldest changes, not our
+    memory)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._levels: dict[str, Any] | None = None
+        self._wake = asyncio.Event()
+
+    def put(self, message: dict[str, Any]) -> None:
+        self._queue.append(message)
+        self._wake.set()
+
+    def port(self, status: dict[str, Any]) -> None:
+        self.put({"type": "port", "port": status})
+
+    def levels(self, message: dict[str, Any]) -> None:
+        self._levels = message
+        self._wake.set()
+
+    async def next(self) -> dict[str, Any]:
+        while True:
+            if self._queue:
+                return self._queue.popleft()
+            if self._levels is not None:
+                message, self._levels = self._levels, None
+                return message
+            self._wake.clear()
+            await self._wake.wait()
+
+
+async def _send(ws: web.WebSocketResponse, outbox: _Outbox, ports: list[Any]) -> None:
     await ws.send_json({"type": "snapshot", "ports": ports})
     while not ws.closed:
-        await ws.send_json({"type": "port", "port": await queue.get()})
+        await ws.send_json(await outbox.next())
 
 
 async def close_sockets(app: web.Application) -> None:
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
     for ws in list(sockets):
         await ws.close(code=1001, message=b"server shutting down")
+    app[LEVELS].close()

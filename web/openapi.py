@@ -83,6 +83,9 @@ def openapi_document() -> dict[str, Any]:
                 "ports": {"type": "array", "items": _ref("PortStatus")},
                 "system": {"type": "object"}}}), **bad}}},
         "/api/v1/events": {"get": {"summary": "WebSocket: a snapshot of every port, then each change",
+                                   "description": 'Send {"levels": true} to also get each port\'s '
+                                                  "mouthpiece and earpiece power in dBm0 every 240 ms "
+                                                  '({"type": "levels"}); {"levels": false} stops them.',
                                    "responses": {"101": {"description": "Switching protocols"}, **bad}}},
         "/api/v1/config": {"get": {"summary": "The whole configuration (secrets masked)",
                                    "responses": {"200": _json({"type": "object"}), **bad}}},

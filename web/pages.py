@@ -173,6 +173,8 @@ def _duration(since: float | None) -> str:
 
 
 PENDING = "new settings after this call"
+LEVELS_CELL = '<span class="levels muted">—</span>'
+"""Filled by status.js from the event stream's levels (there is nothing to show without script)."""
 
 
 def status_row(p: dict[str, Any]) -> list[str]:
@@ -185,7 +187,7 @@ def status_row(p: dict[str, Any]) -> list[str]:
     return [str(p["port"]), esc(p["extension"] or "—"), reg,
             esc(p["hook"] + "-hook"), call,
             esc(p["peer"] or ""), f'<span class="duration" data-since="{esc(p["connected_since"] or "")}">'
-            f'{_duration(p["connected_since"])}</span>']
+            f'{_duration(p["connected_since"])}</span>', LEVELS_CELL]
 
 
 @routes.get("/")
@@ -203,7 +205,8 @@ async def status_page(request: web.Request) -> web.StreamResponse:
               f'<dt>CPU load (1/5/15 min)</dt><dd data-key="load">{esc(" / ".join(map(str, info["load"])))}'
               f' on {info["cpus"]} cores</dd><dt>Temperature</dt><dd data-key="temperature">{esc(temp)}</dd>'
               f'<dt>Backend</dt><dd>{esc(snap["backend"])}</dd><dt>PBX</dt><dd>{esc(snap["sip"])}</dd></dl>')
-    ports = table(["Port", "Extension", "Registration", "Hook", "Call", "Peer", "Duration"], rows,
+    ports = table(["Port", "Extension", "Registration", "Hook", "Call", "Peer", "Duration",
+                   "Audio (dBm0)"], rows,
                   attrs=' id="ports" class="live"')
     body = (f'<section><h2>Ports <small id="live" class="muted">connecting…</small></h2>{ports}</section>'
             f'<section><h2>System</h2>{system}</section>')
@@ -316,16 +319,21 @@ def _ports_page(request: web.Request, flash: str = "", errors: list[str] | None 
         if n < len(doc["ports"]):
             p = doc["ports"][n]
             rows.append([str(n + 1), esc(p["extension"]), esc(p["display_name"]), esc(p["auth_user"]),
+                         "set" if p.get("password") else '<span class="muted">not set</span>',
                          "yes" if p["enabled"] else "no", f'<a href="/ports/{n + 1}">Edit</a>'])
         elif n == len(doc["ports"]):
-            rows.append([str(n + 1), "—", "", "", "not configured", f'<a href="/ports/{n + 1}">Set up</a>'])
+            rows.append([str(n + 1), "—", "", "", "", "not configured",
+                         f'<a href="/ports/{n + 1}">Set up</a>'])
     csrf = _csrf(request)
     options = "".join(f'<option value="{n + 1}">Port {n + 1}</option>' for n in range(len(doc["ports"])))
     targets = "".join(f'<label class="inline"><input type="checkbox" name="to" value="{n + 1}"> '
                       f'{n + 1}</label>'
                       for n in range(len(doc["ports"])))
-    listing = table(["Port", "Extension", "Name", "Auth user", "Enabled", ""], rows)
-    body = (f'{errors_block(errors or [])}{listing}'
+    listing = table(["Port", "Extension", "Display name", "Auth user", "SIP password", "Enabled", ""], rows)
+    intro = ('<p class="intro">One row per phone socket: give each the extension and SIP password your '
+             'PBX assigned; where the PBX is goes on the <a href="/sip">SIP server</a> page. Without a PBX '
+             'the ports call each other by extension.</p>')
+    body = (f'{intro}{errors_block(errors or [])}{listing}'
             '<section><h2>Copy settings</h2><p class="help">Copies dial plan, caller ID, ring cadence, '
             'hotline '
             f'and features; each port keeps its extension, user, password and name.</p>'
@@ -458,6 +466,10 @@ async def diagnostics_page(request: web.Request) -> web.StreamResponse:
                       scripts=["app.js", "handset.js", "diagnostics.js"]))
 
 
+DIRECTION_LABELS = {"in": "incoming", "out": "outgoing", "local": "between ports"}
+"""The history's `direction` values as the filter names them."""
+
+
 @routes.get("/history")
 async def history_page(request: web.Request) -> web.StreamResponse:
     st = state(request)
@@ -470,8 +482,11 @@ async def history_page(request: web.Request) -> web.StreamResponse:
             for r in records]
     port_opts = "".join(f'<option value="{n}"{" selected" if query.port == n - 1 else ""}>Port {n}</option>'
                         for n in range(1, st.gateway.board.ports + 1))
-    dir_opts = "".join(f'<option value="{d}"{" selected" if query.direction == d else ""}>{d}</option>'
-                       for d in history.DIRECTIONS)
+    dir_opts = "".join(f'<option value="{d}"{" selected" if query.direction == d else ""}>{label}</option>'
+                       for d, label in DIRECTION_LABELS.items())
+    filtered = query.search is not None or query.port is not None or query.direction is not None
+    empty = "No calls match." if filtered else \
+        "No calls yet. Every call a port makes or takes appears here, with its talk time and quality (MOS)."
     body = (f'<form method="get" action="/history" class="row filters"><input type="search" name="search" '
             f'placeholder="Number contains" value="{esc(query.search or "")}"><select name="port">'
             f'<option value="">All ports</option>{port_opts}</select><select name="direction"><option '
@@ -479,7 +494,7 @@ async def history_page(request: web.Request) -> web.StreamResponse:
             f'All directions</option>{dir_opts}</select><button type="submit">Filter</button>'
             f'<a href="/history.csv?{esc(request.query_string)}" download>CSV export</a></form>'
             + (table(["Start", "Port", "Direction", "From", "To", "Talk time", "End", "MOS"], rows)
-               if rows else '<p class="muted">No calls match.</p>'))
+               if rows else f'<p class="muted">{empty}</p>'))
     return _html(page("Call history", body, csrf=_csrf(request), active="/history"))
 
 

@@ -33,6 +33,7 @@ from firmware.app import Gateway
 from firmware.config import ConfigStore
 from web.auth import AuthStore, Session
 from web.configedit import ConfigEditor
+from web.levels import LevelStream
 from web.logring import LogRing
 from web.ratelimit import LoginLimiter
 
@@ -209,6 +210,7 @@ def create_app(gateway: Gateway, store: ConfigStore, *, auth: AuthStore | None =
         limiter=limiter or LoginLimiter(), logs=logs or LogRing(), restart=restart or _no_restart,
         https=https, hashing=asyncio.Semaphore(1))
     app[api.SOCKETS] = weakref.WeakSet()
+    app[api.LEVELS] = LevelStream(gateway.pipeline)
     app.add_routes(pages.routes)
     app.add_routes(api.routes)
     app[PANELS] = _Panels(gateway)

@@ -146,9 +146,11 @@ class HardwareConfig:
 @dataclass(frozen=True)
 class RegionalConfig:
     country: str = "US"
+    """Two-letter country code; sets the tones, ring cadences and caller-ID standard phones there expect."""
     callerid: str = "auto"
-    """``auto`` uses the country's standard (dsp.tones)."""
+    """``auto`` uses the country's standard (dsp.tones); or ``bell202``, ``v23``, ``dtmf``."""
     ring_cadence: str = "normal"
+    """``normal``, or a distinctive ring listed on the Regional page (e.g. ``bellcore-dr2``)."""
 
 
 @dataclass(frozen=True)
@@ -156,18 +158,29 @@ class SipConfig:
     registrar: str = ""
     """``host[:port]``; empty means no PBX: the ports only call each other (intercom)."""
     secondary_registrar: str = ""
+    """``host[:port]`` of a backup registrar, used when the registrar times out or answers 5xx (back
+    to the registrar at a later refresh); empty means none."""
     outbound_proxy: str = ""
+    """``host[:port]`` every request is sent through (RFC 3261 §8.1.2), if your provider asks for
+    one; empty means straight to the registrar."""
     domain: str = ""
     """AOR domain; empty means the registrar's host."""
     transport: str = "udp"
+    """How SIP travels to the PBX: ``udp`` (most PBXs), ``tcp``, or ``tls`` (encrypted, usually port 5061)."""
     expires: int = 3600
+    """Seconds a registration lasts before it is renewed (60..86400; the PBX may shorten it)."""
     local_port: int = 5060
+    """The gateway's own SIP port; 0 picks any free one."""
     tls_ca_file: str = ""
     """Empty means the system's CA store."""
     tls_verify: bool = True
+    """Refuse a TLS server whose certificate does not match its name; turn off only for a PBX with a
+    self-signed certificate you trust."""
     accept_only_from_proxy: bool = True
     """Take requests only from the registrar/proxy addresses: stops SIP scanners ringing the phones."""
     unknown_source: str = "403"
+    """What a refused request gets: ``403`` (an answer, tells a misconfigured PBX what is wrong) or
+    ``drop`` (silence, gives a scanner nothing)."""
     dns_servers: tuple[str, ...] = ()
     """Empty means the system's resolvers."""
 
@@ -213,14 +226,21 @@ class PortConfig:
     extension: str
     """SIP user at the PBX, and the number other ports dial in intercom mode."""
     enabled: bool = True
+    """Off: the port neither registers nor answers; its phone gets no dial tone."""
     auth_user: str = ""
+    """The user name of the SIP password, if your PBX gives one that differs from the extension;
+    empty means the extension."""
     password: Secret = field(default_factory=lambda: Secret(""))
+    """The extension's SIP password at the PBX (write-only: never shown again)."""
     display_name: str = ""
+    """The name callers see (up to 64 characters); empty means none."""
     dial_plan: str = DEFAULT_DIAL_PLAN
+    """Which numbers this phone can dial and when dialling is complete, in the digit-map syntax of
+    Cisco/Linksys ATAs: ``x`` any digit, ``[2-9]`` a range, ``.`` repeat, ``|`` between numbers."""
     callerid: str = ""
-    """Empty means `regional.callerid`."""
+    """How caller ID is sent to this phone; empty means the Regional setting (`regional.callerid`)."""
     ring_cadence: str = ""
-    """Empty means `regional.ring_cadence`."""
+    """The ring pattern of this phone; empty means the Regional setting (`regional.ring_cadence`)."""
     hotline: str = ""
     """Number dialled as soon as the phone goes off hook; empty means dial tone as usual."""
     polarity_reversal: bool = False

