@@ -28,7 +28,8 @@ In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the fr
   and a foreground whose output is louder than Sin
   (the echo path went away: G.168's infinite-return-loss test) falls back to the zero filter.
   Divergence therefore does not reach the output, and with nothing to cancel the foreground stays
-  at zero: Sout = Sin.
+  at zero: Sout = Sin. A background far worse than the foreground (`RESET_RATIO`) has diverged and
+  restarts from the foreground.
 * Double talk: Geigel detector (near-end peak > 0.5 x the Rin peak over the tail, i.e. ERL >= 6 dB
   assumed) with a 60 ms hangover; it freezes adaptation and the two-path copy. The near-end peak is
   that of Sin or of Sout, whichever is smaller: once converged, Sout has no echo left to mistake for
@@ -83,6 +84,10 @@ PATH_SMOOTH_S = 0.040
 """Time constant of the error energies the two-path logic compares."""
 COPY_RATIO = 0.8
 """Background error energy below this fraction of the foreground's: copy background to foreground."""
+RESET_RATIO = 8.0
+"""Background error energy above this multiple of the foreground's (or not finite): the background
+diverged (narrowband far ends such as pure tones can drive the partitioned NLMS off) and restarts from
+the foreground, as Speex's mdf.c resets it; in float32 it would otherwise overflow within seconds."""
 ADDING_RATIO = 2.0
 """Foreground error energy above this multiple of Sin's: the foreground is dropped (zero filter)."""
 ERLE_SMOOTH_S = 0.200
@@ -283,6 +288,10 @@ class EchoCanceller:
             if _any(copy):
                 self._W[copy, 0] = self._W[copy, 1]
                 self._pe[copy, 0] = self._pe[copy, 1]
+            diverged = adapt & ~(self._pe[:, 1] <= RESET_RATIO * self._pe[:, 0])  # NaN counts too
+            if _any(diverged):
+                self._W[diverged, 1] = self._W[diverged, 0]
+                self._pe[diverged, 1] = self._pe[diverged, 0]
         # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
         # G.168 test 5), so the zero filter beats it; restart the foreground from there. The same
         # update smooths the ERLE metric's energies over far-end-only blocks.

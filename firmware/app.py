@@ -21,14 +21,17 @@ import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from dsp.callerid import Absence, generate_callerid, generate_dtmf_callerid, generate_vmwi
+import numpy as np
+import numpy.typing as npt
+
+from dsp.callerid import Absence, generate_alert, generate_callerid, generate_dtmf_callerid, generate_vmwi
 from dsp.tone_table import cad
-from dsp.tones import Tone, country, ring_cadence, tone
+from dsp.tones import Tone, country, generate_tone, ring_cadence, tone
 from firmware.config import Config, PortConfig
 from firmware.config.schema import account_name, account_port
 from firmware.line.dialplan import DialPlan
@@ -37,40 +40,50 @@ from firmware.line.port import (
     Action,
     Answer,
     CallOver,
+    CallWaitingAlert,
     ConnectMedia,
     DisconnectMedia,
+    FlashFeatures,
     Forward,
     Hangup,
+    Hold,
     PlaceCall,
     PlayTone,
     PortLine,
     Reject,
+    Resume,
     Ring,
     SaveFeatures,
+    SendCallerId,
     SendVmwi,
     SetFeed,
     SetPolarity,
     State,
     StopRing,
     StopTone,
+    Transfer,
 )
 from firmware.media.clock import MediaClock
 from firmware.media.pipeline import Pipeline, TickResult
-from firmware.media.rtcp import CallStats
 from firmware.media.rtp import Address
 from firmware.sip.agent import SipAgent
 from firmware.sip.headers import HeaderError, parse_name_addr_list, split_list
 from firmware.sip.presence import CallState, Direction, PortDialog
+from firmware.sip.refer import Replaces
 from firmware.sip.sdp import Negotiated
 from firmware.sip.ua import (
     AccountConfig,
     CallAnswered,
     CallEnded,
+    CallError,
     CallProgress,
+    CallResumed,
     Event,
     IncomingCall,
     MessageWaiting,
     RegistrationChanged,
+    TransferProgress,
+    TransferRequested,
 )
 from firmware.sip.uri import SipUri, TelUri, Uri, UriError, parse_uri
 from firmware.store.features import FeatureStore
@@ -91,7 +104,8 @@ TELEPHONE_EVENT = 101
 PTIME = 20
 PRESENCE_STATES: dict[State, CallState] = {
     State.DIALTONE: "trying", State.COLLECTING: "trying", State.CALLING: "trying",
-    State.RINGING: "early", State.CONNECTED: "confirmed", State.DISCONNECT: "terminated",
+    State.RINGING: "early", State.CONNECTED: "confirmed", State.HELD: "confirmed",
+    State.CONFERENCE: "confirmed", State.DISCONNECT: "terminated",
     State.TONE: "terminated", State.HOWLER: "terminated", State.LOCKOUT: "terminated"}
 """The port's state as an RFC 4235 dialog state (IDLE: no dialog). Off hook counts as busy from the
 first dial tone, as a busy lamp should show; a call that ended leaves the line off hook: terminated."""
@@ -102,6 +116,14 @@ ALERT_MODES = {"bell202": AlertMode.AFTER_FIRST_RING, "v23": AlertMode.DT_AS,
                "dtmf": AlertMode.LINE_REVERSAL}
 """Caller-ID slot per standard: GR-30-CORE after the first ring; ETSI EN 300 659-1 DT-AS for V.23;
 ETSI ES 200 778-1 annex B line reversal for DTMF caller ID."""
+SAS_S = 0.3
+"""Subscriber alerting signal: one 300 ms burst of call-waiting tone (GR-506-CORE, SR-TSV-002476)."""
+SAS_CAS_GAP_S = 0.01
+CAS_ACK_WAIT_S = 0.6
+"""The far end stays muted this long after the CAS, for the phone's ack and the FSK that follows it."""
+CAS_ACK_TO_FSK_S = 0.08
+"""The FSK starts 50-500 ms after the phone's acknowledgement ends (SR-TSV-002476); the 'D' is
+reported at its leading edge, and lasts at least 50 ms."""
 
 
 @dataclass
@@ -129,18 +151,29 @@ class Applied:
 
 @dataclass
 class _Leg:
-    """A port's side of its current call."""
+    """One call of a port (a port has up to two: see firmware.line.port)."""
 
     kind: Literal["sip", "local"]
     id: str
+    """The SIP Call-ID ('' until the INVITE is out), or the local call's id."""
+    port: int
+    key: str
+    """The port's key for the call (what the line's actions and inputs name)."""
+    owner: str
+    """The media clock's owner of this leg's sockets (unique, even when a leg replaces another)."""
     peer: int | None = None
-    """The other port of a local call."""
-    bound: asyncio.Task[Address] | None = None
+    """The other port of a local call, and its key for the call."""
+    peer_key: str = ""
+    bound: asyncio.Future[Address] | None = None
     negotiated: Negotiated | None = None
     want_media: bool = False
     media_on: bool = False
-    stats: CallStats | None = None
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    transfer: bool = False
+    """Handed over by our REFER: the line let go of it; the gateway ends it when the transfer reports."""
+    replacing: _Leg | None = None
+    """For the call an incoming REFER asked for: the leg it takes over once answered."""
+    account: str = ""
+    """The SIP account the call is on (config.schema.account_name), '' for a local call."""
 
 
 class Gateway:
@@ -171,9 +204,11 @@ class Gateway:
         self.history: CallHistory | None = None
         self._presence: dict[int, PortDialog | None] = {}
         self._dialog_ids = 0
-        self._legs: dict[int, _Leg] = {}
-        self._by_call: dict[str, int] = {}
-        self._local_ids = 0
+        self._legs: dict[str, _Leg] = {}
+        """Every call of every port, by the port's key for it."""
+        self._by_call: dict[str, _Leg] = {}
+        """SIP calls by Call-ID (including legs being transferred and calls placed for a REFER)."""
+        self._seq = 0
         self._clock_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopped = False
@@ -199,9 +234,9 @@ class Gateway:
             return
         self._stopped = True
         now = self.board.now()
-        for port in list(self._legs):
-            del self._legs[port]
-            self.clock.end_session(port)
+        for leg in [*self._legs.values(), *self._by_call.values()]:
+            self.clock.end_session(leg.port, owner=leg.owner)
+        self._legs.clear()
         for line in self.board.lines:
             line.stop_ring(now)
         for task in list(self._tasks):
@@ -244,12 +279,13 @@ class Gateway:
         port = self.config.ports[index] if index < len(self.config.ports) else None
         if port is not None and port.enabled and index < self.board.ports:
             features = Features(self.config.port_features(index), self.config.port_feature_state(index))
+            flash = FlashFeatures(port.call_waiting, port.three_way, port.transfer)
             if self.feature_store is not None and (state := self.feature_store.load(index)) is not None:
                 features.state = state
             self.lines[index] = PortLine(index, DialPlan.parse(port.dial_plan),
                                          frozenset(country(self.country).tones),
                                          hotline=port.hotline, polarity_reversal=port.polarity_reversal,
-                                         features=features)
+                                         flash=flash, features=features)
         self.extensions = {p.extension: i for i, p in enumerate(self.config.ports[:self.board.ports])
                            if p.enabled}
 
@@ -299,8 +335,10 @@ class Gateway:
         return Applied(now_ports, deferred, sip_restart, restart)
 
     def _idle(self, port: int) -> bool:
+        """No call at all on `port`: none on the line, none kept for a transfer or placed for a REFER."""
         line = self.lines.get(port)
-        return port not in self._legs and (line is None or line.state is State.IDLE)
+        busy = any(leg.port == port for leg in (*self._legs.values(), *self._by_call.values()))
+        return not busy and (line is None or line.state is State.IDLE)
 
     def _reconfigure(self, port: int, sip_restart: bool) -> None:
         """Apply the current config to idle `port`: a new line and, unless the whole agent is being
@@ -390,6 +428,10 @@ class Gateway:
         if not task.cancelled() and task.exception() is not None:
             _log.error("%s failed", task.get_name(), exc_info=task.exception())
 
+    def _new_leg(self, kind: Literal["sip", "local"], call_id: str, port: int, key: str, **kw: Any) -> _Leg:
+        self._seq += 1
+        return _Leg(kind, call_id, port, key, f"{key}#{self._seq}", **kw)
+
     # -- inputs ---------------------------------------------------------------------------------
     def _on_hook(self, events: list[HookEvent]) -> None:
         for event in events:
@@ -425,24 +467,36 @@ class Gateway:
             mailbox = account_port(event.account)[0]
             if (line := self.lines.get(mailbox)) is not None:
                 self._run(mailbox, line.mwi(event.waiting, now))
-        elif (port := self._by_call.get(getattr(event, "call", ""))) is not None:
-            leg, line = self._legs.get(port), self.lines[port]
-            if leg is None:
-                return
-            if isinstance(event, CallProgress):
-                if event.early_media is not None:
-                    leg.negotiated = event.early_media
-                self._run(port, line.progress(event.status, event.early_media is not None, now))
-            elif isinstance(event, CallAnswered):
-                leg.negotiated = event.negotiated
-                session = self.pipeline.sessions[port]
-                if leg.media_on and session is not None:  # early media: the final answer may differ
-                    session.update(event.negotiated)
-                self._run(port, line.answered(now))
-                self._start_media(port, leg)
-            elif isinstance(event, CallEnded):
-                self._by_call.pop(event.call, None)
-                self._run(port, line.ended(event.reason, event.status, now))
+        elif (leg := self._by_call.get(getattr(event, "call", ""))) is not None:
+            if leg.transfer:
+                self._transfer_event(leg, event)
+            elif leg.replacing is not None:
+                self._referred_event(leg, leg.replacing, event, now)
+            else:
+                self._call_event(leg, event, now)
+
+    def _call_event(self, leg: _Leg, event: Event, now: float) -> None:
+        port, line = leg.port, self.lines[leg.port]
+        if isinstance(event, CallProgress):
+            if event.early_media is not None:
+                leg.negotiated = event.early_media
+            self._run(port, line.progress(event.status, event.early_media is not None, now, call=leg.key))
+        elif isinstance(event, CallAnswered):
+            leg.negotiated = event.negotiated
+            session = self.clock.session(leg.owner)
+            if session is not None:  # early media: the final answer may differ
+                session.update(event.negotiated)
+            self._run(port, line.answered(now, call=leg.key))
+            self._start_media(leg)
+        elif isinstance(event, CallResumed) and not event.by_remote:
+            leg.negotiated = event.negotiated  # the address to send to after our hold
+            if (session := self.clock.session(leg.owner)) is not None:
+                session.update(event.negotiated)
+        elif isinstance(event, TransferRequested):
+            self._follow_refer(leg, event)
+        elif isinstance(event, CallEnded):
+            self._by_call.pop(event.call, None)
+            self._run(port, line.ended(event.reason, event.status, now, call=leg.key))
 
     def _incoming_sip(self, event: IncomingCall, now: float) -> None:
         assert self.agent is not None
@@ -457,10 +511,9 @@ class Gateway:
         actions = line.incoming(event.call, caller.number, caller.name, now, private=caller.private,
                                 cadence=cadence)
         if not any(isinstance(a, Reject | Forward) for a in actions):
-            leg = _Leg("sip", event.call)
-            leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
-            self._legs[port] = leg
-            self._by_call[event.call] = port
+            leg = self._new_leg("sip", event.call, port, event.call, account=event.account)
+            leg.bound = asyncio.ensure_future(self._bind(leg, self._media_host()))
+            self._legs[leg.key] = self._by_call[event.call] = leg
             self.agent.ringing(event.call)
         self._run(port, actions)
 
@@ -505,7 +558,8 @@ class Gateway:
 
     def _execute(self, port: int, action: Action) -> None:
         now = self.board.now()
-        leg = self._legs.get(port)
+        key = getattr(action, "call", "")
+        leg = self._legs.get(key) if isinstance(key, str) else None
         if isinstance(action, PlayTone):
             self.pipeline.play_tone(port, self._tone(action.name))
         elif isinstance(action, StopTone):
@@ -520,25 +574,35 @@ class Gateway:
             self.board.lines[port].set_polarity(action.reversed)
         elif isinstance(action, SendVmwi):
             self._vmwi(port, action.active, now)
+        elif isinstance(action, CallWaitingAlert):
+            self.pipeline.play_audio(port, self._call_waiting_alert(), mute_s=CAS_ACK_WAIT_S)
+        elif isinstance(action, SendCallerId):
+            self._offhook_callerid(port, action)
         elif isinstance(action, PlaceCall):
-            self._place(port, action.number, now, anonymous=action.anonymous)
+            self._place(port, action.number, action.call, now, anonymous=action.anonymous)
         elif isinstance(action, Answer) and leg is not None:
-            self._answer(port, leg)
+            self._answer(leg)
         elif isinstance(action, Hangup) and leg is not None:
             self._hangup(leg)
+        elif isinstance(action, Hold | Resume) and leg is not None:
+            self._hold(leg, isinstance(action, Hold))
+        elif isinstance(action, Transfer):
+            self._transfer(action)
         elif isinstance(action, Reject):
             self._reject(action)
         elif isinstance(action, Forward):
-            self._forward(action, leg, now)
+            self._forward(action, self._legs.get(action.call_id), now)
         elif isinstance(action, SaveFeatures):
             if self.feature_store is not None:
                 self.feature_store.save(port, action.state)
         elif isinstance(action, ConnectMedia) and leg is not None:
             leg.want_media = True
-            self._start_media(port, leg)
+            self._start_media(leg)
         elif isinstance(action, DisconnectMedia) and leg is not None:
-            leg.want_media = leg.media_on = False
-            leg.stats = self.clock.end_session(port)
+            leg.want_media = False
+            if leg.media_on:  # held, or about to end: the session waits, parked, on its sockets
+                leg.media_on = False
+                self.clock.park(port, leg.owner)
         elif isinstance(action, CallOver):
             self._call_over(port, action, now)
 
@@ -549,12 +613,11 @@ class Gateway:
             if self.agent is not None:
                 self.agent.redirect(forward.call_id, forward.target)
             return
-        caller = leg.peer
-        if caller is None or self._legs.get(caller) is None:
+        mine = self._legs.pop(leg.peer_key, None)
+        if mine is None:
             return
-        del self._legs[caller]  # its leg toward this port is over; the new call binds afresh
-        self.clock.unbind(caller)
-        self._place(caller, forward.target, now, hops=1)
+        self.clock.unbind(mine.owner)  # its leg toward this port is over; the new call binds afresh
+        self._place(mine.port, forward.target, mine.key, now, hops=1)
 
     def _tone(self, name: str) -> Tone:
         if name == "confirmation":  # GR-506 confirmation tone: three 0.1 s bursts of dial tone
@@ -579,6 +642,27 @@ class Gateway:
         if not self.board.lines[port].ring(cadence, now, callerid=audio, mode=ALERT_MODES[standard]):
             _log.info("port %d: not ringing, the phone is off-hook", port + 1)
 
+    def _call_waiting_alert(self) -> npt.NDArray[np.int16]:
+        """The subscriber alerting signal (the country's call-waiting tone, one 300 ms burst: GR-506
+        SAS 440 Hz) then the CAS (SR-TSV-002476) that asks a type II phone for its acknowledgement."""
+        sas = generate_tone(self.country, "call_waiting", SAS_S)
+        gap = np.zeros(round(SAS_CAS_GAP_S * 8000), np.int16)
+        return np.concatenate([sas, gap, generate_alert("cas")])
+
+    def _offhook_callerid(self, port: int, action: SendCallerId) -> None:
+        """Type II caller ID after the phone acknowledged the CAS (GR-30-CORE off-hook data: no
+        seizure, 80 marks). DTMF caller ID has no off-hook form: nothing is sent."""
+        standard = self.config.port_callerid(port)
+        if standard == "dtmf":
+            return
+        number = "".join(c for c in action.caller_number if c.isdigit())[:15] or None
+        name = action.caller_name.encode("ascii", "replace").decode()[:15] if action.caller_name else None
+        absence = Absence.PRIVATE if action.private else Absence.UNAVAILABLE
+        audio = generate_callerid(number, name, datetime.now(), "v23" if standard == "v23" else "bell202",
+                                  absence=absence, offhook=True)
+        gap = np.zeros(round(CAS_ACK_TO_FSK_S * 8000), np.int16)
+        self.pipeline.play_audio(port, np.concatenate([gap, audio]))
+
     def _vmwi(self, port: int, active: bool, now: float) -> None:
         """The message-waiting lamp by on-hook FSK: GR-30-CORE/GR-1401 MDMF 0x82 (Bell 202) or
         EN 300 659-3 (V.23). DTMF caller ID has no message-waiting message: only stutter dial tone."""
@@ -589,101 +673,125 @@ class Gateway:
         # ETSI EN 300 659-1 §6.1.1: on-hook data without ringing follows a line reversal and DT-AS
         self.board.lines[port].send_onhook_data(audio, now, reversal=standard == "v23")
 
-    def _place(self, port: int, number: str, now: float, *, anonymous: bool = False, hops: int = 0) -> None:
+    def _place(self, port: int, number: str, key: str, now: float, *, anonymous: bool = False,
+               hops: int = 0) -> None:
         target = self.extensions.get(number)
         line = self.lines[port]
         if target is not None:
-            self._local_call(port, target, now, anonymous=anonymous, hops=hops)
+            self._local_call(port, key, target, now, anonymous=anonymous, hops=hops)
         elif self.agent is not None:
-            leg = _Leg("sip", "")
-            self._legs[port] = leg
-            self._spawn(self._sip_call(port, leg, number, anonymous), f"call port {port + 1}")
+            leg = self._new_leg("sip", "", port, key)
+            self._legs[key] = leg
+            self._spawn(self._sip_call(leg, number, anonymous=anonymous), f"call port {port + 1}")
         else:
             _log.info("port %d: %s is no extension here and there is no PBX", port + 1, number)
-            self._soon(port, lambda: line.ended("no route", 404, self.board.now()))
+            self._soon(port, lambda: line.ended("no route", 404, self.board.now(), call=key))
 
     def _soon(self, port: int, step: Callable[[], list[Action]]) -> None:
         """Feed a port from the loop, not from inside the action list being executed."""
         asyncio.get_running_loop().call_soon(lambda: self._run(port, step()))
 
-    async def _sip_call(self, port: int, leg: _Leg, number: str, anonymous: bool) -> None:
+    async def _sip_call(self, leg: _Leg, number: str, *, anonymous: bool = False,
+                        replaces: Replaces | None = None) -> None:
+        """Place `leg`'s call: a dialled number goes out on the account its prefix picks; the call a
+        REFER asked for (`leg.replacing`) on the account of the call it replaces, to the Refer-To URI."""
         assert self.agent is not None
-        leg.bound = asyncio.ensure_future(self._bind(port, leg, self._media_host()))
+        leg.bound = asyncio.ensure_future(self._bind(leg, self._media_host()))
         media = await leg.bound
-        if self._legs.get(port) is not leg:
+        if self._legs.get(leg.key) is not leg and leg.replacing is None:
             return
-        account, number = self.config.outgoing_account(port, number)
-        leg.id = self.agent.place_call(account, number, media, anonymous=anonymous)
-        self._by_call[leg.id] = port
+        if leg.replacing is not None:
+            account = leg.account = leg.replacing.account
+        else:
+            account, number = self.config.outgoing_account(leg.port, number)
+            leg.account = account
+        leg.id = self.agent.place_call(account, number, media, anonymous=anonymous, replaces=replaces)
+        self._by_call[leg.id] = leg
 
-    def _local_call(self, port: int, target: int, now: float, *, anonymous: bool = False,
+    def _local_call(self, port: int, key: str, target: int, now: float, *, anonymous: bool = False,
                     hops: int = 0) -> None:
-        self._local_ids += 1
-        call_id = f"local-{self._local_ids}"
+        self._seq += 1
+        call_id = f"local-{self._seq}"
         caller = self.config.ports[port]
         number, name = ("", None) if anonymous else (caller.extension, caller.display_name or None)
         actions = self.lines[target].incoming(call_id, number, name, now, private=anonymous)
         forward = next((a for a in actions if isinstance(a, Forward)), None)
         if forward is not None and hops < MAX_FORWARDS:  # follow it, as a SIP caller follows a 302
-            self._place(port, forward.target, now, anonymous=anonymous, hops=hops + 1)
+            self._place(port, forward.target, key, now, anonymous=anonymous, hops=hops + 1)
             return
         status = next((a.status for a in actions if isinstance(a, Reject)), 482 if forward else None)
         if status is not None:  # in use (or our own number): busy; do not disturb: 480
-            self._soon(port, lambda: self.lines[port].ended("rejected", status, self.board.now()))
+            self._soon(port, lambda: self.lines[port].ended("rejected", status, self.board.now(), call=key))
             return
-        mine, theirs = _Leg("local", call_id, peer=target), _Leg("local", call_id, peer=port)
-        for p, leg in ((port, mine), (target, theirs)):
-            self._legs[p] = leg
-            leg.bound = asyncio.ensure_future(self._bind(p, leg, LOOPBACK))
+        mine = self._new_leg("local", call_id, port, key, peer=target, peer_key=call_id)
+        theirs = self._new_leg("local", call_id, target, call_id, peer=port, peer_key=key)
+        for leg in (mine, theirs):
+            self._legs[leg.key] = leg
+            leg.bound = asyncio.ensure_future(self._bind(leg, LOOPBACK))
         self._run(target, actions)
-        self._soon(port, lambda: self.lines[port].progress(180, False, self.board.now()))
+        self._soon(port, lambda: self.lines[port].progress(180, False, self.board.now(), call=key))
 
-    async def _bind(self, port: int, leg: _Leg, host: str) -> Address:
-        addr = await self.clock.bind(port, host)
-        if self._legs.get(port) is not leg:
-            self.clock.unbind(port)  # the call ended while we bound
+    async def _bind(self, leg: _Leg, host: str) -> Address:
+        addr = await self.clock.bind(leg.owner, host)
+        if self._legs.get(leg.key) is not leg and leg.replacing is None:
+            self.clock.unbind(leg.owner)  # the call ended while we bound
         return addr
 
     def _media_host(self) -> str:
         assert self.agent is not None
         return self.agent.local_addr[0]
 
-    def _answer(self, port: int, leg: _Leg) -> None:
+    def _answer(self, leg: _Leg) -> None:
         if leg.kind == "local":
-            peer = leg.peer
+            peer, key = leg.peer, leg.peer_key
             assert peer is not None
-            self._soon(peer, lambda: self.lines[peer].answered(self.board.now()))
+            self._soon(peer, lambda: self.lines[peer].answered(self.board.now(), call=key))
             return
 
         async def answer() -> None:
             assert self.agent is not None and leg.bound is not None
             media = await leg.bound
-            if self._legs.get(port) is leg:
+            if self._legs.get(leg.key) is leg:
                 self.agent.answer(leg.id, media)
-        self._spawn(answer(), f"answer port {port + 1}")
+        self._spawn(answer(), f"answer port {leg.port + 1}")
 
     def _hangup(self, leg: _Leg) -> None:
         if leg.kind == "local":
-            peer = leg.peer
+            peer, key = leg.peer, leg.peer_key
             assert peer is not None
-            self._soon(peer, lambda: self.lines[peer].ended("remote hangup", None, self.board.now()))
+            self._soon(peer, lambda: self.lines[peer].ended("remote hangup", None, self.board.now(),
+                                                            call=key))
         elif self.agent is not None and leg.id:
             self._by_call.pop(leg.id, None)
             self.agent.hangup(leg.id)
+
+    def _hold(self, leg: _Leg, hold: bool) -> None:
+        """Re-INVITE sendonly / sendrecv (RFC 3264 §8.4) for a SIP call; a local call is held by its
+        media alone (DisconnectMedia), the other port hears silence."""
+        if leg.kind != "sip" or self.agent is None or not leg.id:
+            return
+        try:
+            (self.agent.hold if hold else self.agent.resume)(leg.id)
+        except CallError as exc:  # e.g. our previous re-INVITE still pending (RFC 3261 §14.1)
+            _log.warning("port %d: %s failed: %s", leg.port + 1, "hold" if hold else "resume", exc)
 
     def _reject(self, action: Reject) -> None:
         if self.agent is not None:  # local calls never reach a busy port (see _local_call)
             self.agent.reject(action.call_id, action.status)
 
-    def _start_media(self, port: int, leg: _Leg) -> None:
+    def _start_media(self, leg: _Leg) -> None:
         if not leg.want_media or leg.media_on:
+            return
+        port = leg.port
+        if self.clock.unpark(port, leg.owner, second=self._has_media(leg)) is not None:
+            leg.media_on = True  # resumed: the same RTP stream goes on
             return
         if leg.kind == "sip":
             if leg.negotiated is not None:
                 leg.media_on = True
-                self.clock.start_session(port, leg.negotiated)
+                self.clock.start_session(port, leg.negotiated, owner=leg.owner, second=self._has_media(leg))
             return
-        peer = self._legs.get(leg.peer if leg.peer is not None else -1)
+        peer = self._legs.get(leg.peer_key)
         if peer is None or peer.bound is None or leg.bound is None:
             return
         leg.media_on = True
@@ -692,15 +800,98 @@ class Gateway:
         async def connect() -> None:
             await mine
             remote = await theirs
-            if self._legs.get(port) is leg and leg.media_on:
-                self.clock.start_session(port, _loopback(remote))
+            if self._legs.get(leg.key) is leg and leg.media_on:
+                self.clock.start_session(port, _loopback(remote), owner=leg.owner,
+                                         second=self._has_media(leg))
         self._spawn(connect(), f"media port {port + 1}")
 
+    def _has_media(self, leg: _Leg) -> bool:
+        """Whether another call of `leg`'s port has a session already (this one is a conference leg)."""
+        return any(o.port == leg.port and o is not leg and self.clock.session(o.owner) is not None
+                   for o in self._legs.values())
+
+    # -- transfer -------------------------------------------------------------------------------
+    def _transfer(self, action: Transfer) -> None:
+        """REFER the held party to the consultation's number: blind (the ringing consultation is
+        cancelled first) or attended (Replaces of the answered consultation, RFC 3891). Both legs
+        end when the transfer reports its outcome. Between local (intercom) legs there is no REFER:
+        transfer is not built for them, both calls are released."""
+        held, target = self._legs.get(action.held), self._legs.get(action.target)
+        legs = [leg for leg in (held, target) if leg is not None]
+        usable = (self.agent is not None and held is not None and target is not None
+                  and held.kind == "sip" and bool(held.id) and (target.kind == "sip" or not action.attended))
+        if not usable or held is None or target is None or self.agent is None:
+            _log.info("transfer of %s is not possible here: releasing the calls", action.held)
+            for leg in legs:
+                self._hangup(leg)
+            return
+        held.transfer = True
+        try:
+            if action.attended and target.id:
+                target.transfer = True
+                self.agent.refer(held.id, action.number, replacing=target.id)
+            else:
+                self._hangup(target)
+                self.agent.refer(held.id, action.number)
+        except CallError as exc:
+            _log.warning("transfer failed: %s", exc)
+            for leg in legs:
+                leg.transfer = False
+                self._hangup(leg)
+
+    def _transfer_event(self, leg: _Leg, event: Event) -> None:
+        """Our REFER reports: once final (the transferee's new call answered or failed), end the
+        legs we kept for it. (A failed transfer ends them too: the held party is not called back.)"""
+        if isinstance(event, TransferProgress):
+            _log.info("port %d: transfer %s", leg.port + 1, event.status)
+            if event.final:
+                self._release_transfer(leg.port)
+        elif isinstance(event, CallEnded):  # e.g. the transferee hung up before its final NOTIFY
+            self._by_call.pop(event.call, None)
+            leg.transfer = False
+            self._release_transfer(leg.port)
+
+    def _release_transfer(self, port: int) -> None:
+        for leg in [o for o in self._by_call.values() if o.transfer and o.port == port]:
+            leg.transfer = False
+            self._hangup(leg)
+        self._apply_deferred(port)  # settings that waited for the port's calls to end
+
+    def _follow_refer(self, leg: _Leg, event: TransferRequested) -> None:
+        """The far end transfers us (RFC 3515): call the Refer-To target (with its Replaces, RFC
+        3891) on the same port; the new call takes the old one's place once answered."""
+        new = self._new_leg("sip", "", leg.port, leg.key, replacing=leg)
+        self._spawn(self._sip_call(new, event.target, replaces=event.replaces),
+                    f"transfer port {leg.port + 1}")
+
+    def _referred_event(self, new: _Leg, old: _Leg, event: Event, now: float) -> None:
+        assert self.agent is not None
+        if isinstance(event, CallProgress):
+            reason = "Ringing" if event.status == 180 else "Session Progress"
+            self.agent.transfer_progress(old.id, event.status, reason)
+        elif isinstance(event, CallAnswered):
+            new.negotiated, new.replacing = event.negotiated, None
+            media = old.want_media
+            self.clock.end_session(old.port, owner=old.owner)  # attached, parked or only bound
+            self.agent.transfer_progress(old.id, 200, "OK")
+            self._by_call.pop(old.id, None)
+            self.agent.hangup(old.id)
+            self._legs[new.key] = new
+            new.want_media = media
+            self._start_media(new)
+        elif isinstance(event, CallEnded):
+            self._by_call.pop(event.call, None)
+            self.clock.unbind(new.owner)
+            status = event.status if event.status is not None and event.status >= 300 else 503
+            self.agent.transfer_progress(old.id, status, event.reason[:60] or "Failed")
+
     def _call_over(self, port: int, over: CallOver, now: float) -> None:
-        leg = self._legs.pop(port, None)
-        stats = self.clock.end_session(port) or (leg.stats if leg is not None else None)
-        if leg is not None and leg.kind == "sip" and leg.id:
-            self._by_call.pop(leg.id, None)
+        leg = self._legs.pop(over.call, None)
+        stats = None
+        if leg is not None:
+            stats = self.clock.end_session(port, owner=leg.owner)
+            if leg.kind == "sip" and leg.id and not leg.transfer:
+                self._by_call.pop(leg.id, None)
         own = self.config.ports[port].extension
         wall = time.time() - now  # port clock -> Unix time
         direction: Literal["in", "out", "local"] = "local" if leg is not None and leg.kind == "local" \

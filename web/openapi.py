@@ -114,8 +114,8 @@ def openapi_document() -> dict[str, Any]:
                                                     "failed", "unregistering"]},
         "registration_error": {"type": ["string", "null"]}, "hook": {"type": "string", "enum": ["on", "off"]},
         "call": {"type": "string", "description": "the line state (idle, dialtone, collecting, calling, "
-                                                  "ringing, connected, disconnect, tone, howler, lockout) "
-                                                  "or 'disabled'"},
+                                                  "ringing, connected, held, conference, disconnect, tone, "
+                                                  "howler, lockout) or 'disabled'"},
         "peer": {"type": ["string", "null"]}, "connected_since": {"type": ["number", "null"]},
         "message_waiting": {"type": "boolean"}, "pending_config": {"type": "boolean"}}}
     bad = {"401": {"description": "No or bad credentials"}, "403": {"description": "Session without CSRF "

@@ -250,6 +250,12 @@ class PortConfig:
     """Subscribe to the mailbox's message-summary (RFC 3842) rather than wait for unsolicited NOTIFYs."""
     voicemail: str = ""
     """The mailbox to subscribe to (e.g. the PBX's voicemail number); empty: the port's own extension."""
+    call_waiting: bool = True
+    """A second call during a call gets call-waiting tone and type II caller ID, not 486 Busy Here."""
+    three_way: bool = True
+    """Hook flash in a call holds it for a consultation call; a second flash joins all three."""
+    transfer: bool = True
+    """Hang-up during a consultation transfers the held party (REFER); the PBX may transfer us too."""
     features: PortFeatures = field(default_factory=lambda: PortFeatures())
     """The ``[ports.features]`` sub-table."""
     accounts: tuple[ExtraAccount, ...] = ()
@@ -373,10 +379,12 @@ class Config:
         accounts = tuple(
             AccountConfig(name=account_name(i), user=p.extension, password=p.password.reveal(),
                           auth_user=p.auth_user or None, display_name=p.display_name or None,
-                          mwi_subscribe=p.mwi_subscribe, mailbox=p.voicemail or None)
+                          mwi_subscribe=p.mwi_subscribe, mailbox=p.voicemail or None,
+                          accept_refer=p.transfer)
             for i, p in enumerate(self.ports) if p.enabled) + tuple(
             AccountConfig(name=account_name(i, k), user=a.extension, password=a.password.reveal(),
-                          auth_user=a.auth_user or None, display_name=a.display_name or None)
+                          auth_user=a.auth_user or None, display_name=a.display_name or None,
+                          accept_refer=p.transfer)
             for i, p in enumerate(self.ports) if p.enabled for k, a in enumerate(p.accounts, start=1))
         reject = Decision(Action.REPLY, 403, "Forbidden") if sip.unknown_source == "403" else DROP
         return UaConfig(
@@ -778,6 +786,8 @@ def _port(data: object, path: str, country: str, classes: set[str], errors: list
         ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
         hotline=t.text("hotline", "", _check_number),
         polarity_reversal=t.flag("polarity_reversal", False),
+        call_waiting=t.flag("call_waiting", True), three_way=t.flag("three_way", True),
+        transfer=t.flag("transfer", True),
         mwi_subscribe=t.flag("mwi_subscribe", False),
         voicemail=t.text("voicemail", "", _check_number),
         features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors),

@@ -15,6 +15,10 @@ from its start, never "20 ms after the last read"), so a late loop gets the fram
 processes them back to back and is on time again without drifting; one stall is counted once in
 `stalls` and once per late frame in `late_reads`.
 
+Sockets belong to an `owner`: the port by default, or any key (one call of a port that has two, so a
+held call keeps its RTP address for the re-INVITE that resumes it). A port's second session is its
+conference leg (`Pipeline.attach(..., second=True)`).
+
 `run` freezes the garbage collector's view of everything alive when it starts (`gc.freeze`): imports
 (numpy, scipy, aiortc) leave hundreds of thousands of tracked objects, and a full collection over them
 stalled a tick by ~45 ms on the bench machine; frozen, they are never scanned again.
@@ -27,7 +31,7 @@ import gc
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -105,11 +109,11 @@ class TickAccount:
 class _Socket(asyncio.DatagramProtocol):
     """Feeds one session's RTP or RTCP socket into it, stamped with the loop's clock."""
 
-    def __init__(self, clock: MediaClock, port: int, rtcp: bool) -> None:
-        self.clock, self.port, self.rtcp = clock, port, rtcp
+    def __init__(self, clock: MediaClock, owner: Hashable, rtcp: bool) -> None:
+        self.clock, self.owner, self.rtcp = clock, owner, rtcp
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        session = self.clock.pipeline.sessions[self.port]
+        session = self.clock._live.get(self.owner)
         if session is None:
             return  # bound for the offer, the call has no media yet
         now = asyncio.get_running_loop().time()
@@ -131,56 +135,99 @@ class MediaClock:
         self.on_hook = on_hook
         self.on_tick = on_tick
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="media-read")
-        self._sockets: dict[int, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = {}
+        self._sockets: dict[Hashable, tuple[asyncio.DatagramTransport, asyncio.DatagramTransport]] = {}
+        self._live: dict[Hashable, MediaSession] = {}
+        """The session on each owner's sockets."""
+        self._parked: dict[Hashable, tuple[MediaSession, float]] = {}
+        """Sessions of held calls, with the loop time they were parked."""
+        self._owners: dict[int, Hashable] = {}
+        """Owner of each attached session, by the session's id()."""
         self.account = TickAccount()
         self._running = False
 
     # -- sockets and sessions -------------------------------------------------------------------
-    async def bind(self, port: int, host: str = "0.0.0.0", rtp_port: int = 0) -> Address:
-        """Open `port`'s RTP socket and its RTCP neighbour (rtp_port + 1); returns the RTP address
+    async def bind(self, owner: Hashable, host: str = "0.0.0.0", rtp_port: int = 0) -> Address:
+        """Open `owner`'s RTP socket and its RTCP neighbour (rtp_port + 1); returns the RTP address
         for the SDP. `rtp_port` 0 picks a free even port."""
         loop = asyncio.get_running_loop()
         for _ in range(PORT_TRIES if rtp_port == 0 else 1):
-            rtp, _p = await loop.create_datagram_endpoint(lambda: _Socket(self, port, False),
+            rtp, _p = await loop.create_datagram_endpoint(lambda: _Socket(self, owner, False),
                                                           local_addr=(host, rtp_port))
             bound = rtp.get_extra_info("sockname")[1]
             if bound % 2 and rtp_port == 0:
                 rtp.close()
                 continue
             try:
-                rtcp, _q = await loop.create_datagram_endpoint(lambda: _Socket(self, port, True),
+                rtcp, _q = await loop.create_datagram_endpoint(lambda: _Socket(self, owner, True),
                                                                local_addr=(host, bound + 1))
             except OSError:
                 rtp.close()
                 if rtp_port:
                     raise
                 continue
-            self.unbind(port)
-            self._sockets[port] = (rtp, rtcp)
+            self.unbind(owner)
+            self._sockets[owner] = (rtp, rtcp)
             return (host, bound)
         raise OSError(f"no free RTP/RTCP port pair on {host}")
 
-    def unbind(self, port: int) -> None:
-        for transport in self._sockets.pop(port, ()):
+    def unbind(self, owner: Hashable) -> None:
+        for transport in self._sockets.pop(owner, ()):
             transport.close()
 
-    def start_session(self, port: int, negotiated: Negotiated, **options: Any) -> MediaSession:
-        """The call on `port` has media: attach a session on the sockets `bind` opened."""
-        local = self._sockets[port][0].get_extra_info("sockname")[1]
+    def session(self, owner: Hashable) -> MediaSession | None:
+        """The session on `owner`'s sockets, if it has one now."""
+        return self._live.get(owner)
+
+    def start_session(self, port: int, negotiated: Negotiated, *, owner: Hashable | None = None,
+                      second: bool = False, **options: Any) -> MediaSession:
+        """The call on `port` has media: attach a session on the sockets `bind` opened for `owner`
+        (default: the port); `second` makes it the port's conference leg."""
+        owner = port if owner is None else owner
+        local = self._sockets[owner][0].get_extra_info("sockname")[1]
         session = MediaSession(negotiated, local, asyncio.get_running_loop().time(), **options)
-        self.pipeline.attach(port, session)
+        self.pipeline.attach(port, session, second=second)
+        self._live[owner] = session
+        self._owners[id(session)] = owner
         return session
 
-    def end_session(self, port: int) -> CallStats | None:
-        """Send the final RTCP BYE, detach the session and close its sockets; the call's stats."""
-        session = self.pipeline.detach(port)
-        if session is not None and port in self._sockets:
-            self._send(port, session.close(asyncio.get_running_loop().time()))
-        self.unbind(port)
+    def end_session(self, port: int, *, owner: Hashable | None = None) -> CallStats | None:
+        """Send the final RTCP BYE, detach `owner`'s session (default: the port's; attached or
+        parked) and close its sockets; the call's stats."""
+        owner = port if owner is None else owner
+        session = self._live.pop(owner, None)
+        parked = self._parked.pop(owner, None)
+        if session is not None:
+            self.pipeline.detach(port, session)
+        elif parked is not None:
+            session = parked[0]
+        if session is not None:
+            self._owners.pop(id(session), None)
+            if owner in self._sockets:
+                self._send(owner, session.close(asyncio.get_running_loop().time()))
+        self.unbind(owner)
         return None if session is None else session.stats()
 
-    def _send(self, port: int, datagrams: list[Datagram]) -> None:
-        sockets = self._sockets.get(port)
+    def park(self, port: int, owner: Hashable) -> None:
+        """Take `owner`'s session out of the tick but keep it and its sockets (a call on hold): the
+        same RTP stream (SSRC, sequence, timestamps) goes on when it is resumed."""
+        session = self._live.pop(owner, None)
+        if session is not None:
+            self.pipeline.detach(port, session)
+            self._parked[owner] = (session, asyncio.get_running_loop().time())
+
+    def unpark(self, port: int, owner: Hashable, *, second: bool = False) -> MediaSession | None:
+        """Put a parked session back into the tick, its timeline advanced over the pause."""
+        parked = self._parked.pop(owner, None)
+        if parked is None:
+            return None
+        session, since = parked
+        session.skip(asyncio.get_running_loop().time() - since)
+        self.pipeline.attach(port, session, second=second)
+        self._live[owner] = session
+        return session
+
+    def _send(self, owner: Hashable, datagrams: list[Datagram]) -> None:
+        sockets = self._sockets.get(owner)
         if sockets is None:
             return
         for dg in datagrams:
@@ -199,8 +246,10 @@ class MediaClock:
                 read_at = self.board.now()
                 result = self.pipeline.tick(frames, loop.time())
                 self.board.write(result.frames)
-                for port, dg in result.datagrams:
-                    self._send(port, [dg])
+                for channel, dg in result.datagrams:
+                    session = self.pipeline.session_of(channel)
+                    if session is not None:
+                        self._send(self._owners.get(id(session), channel), [dg])
                 events = self.board.poll()
                 if events and self.on_hook is not None:
                     self.on_hook(events)
@@ -209,8 +258,8 @@ class MediaClock:
                 self.account.record(t, read_at, time.perf_counter() - start, time.thread_time() - cpu)
         finally:
             self._running = False
-            for port in list(self._sockets):
-                self.unbind(port)
+            for owner in list(self._sockets):
+                self.unbind(owner)
             self._executor.shutdown(wait=False)
 
     def stop(self) -> None:

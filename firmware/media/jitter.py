@@ -150,6 +150,13 @@ class JitterBuffer:
             self._last_raw, self._last_ext = timestamp, ext
         return ext
 
+    def pause(self) -> None:
+        """The stream was not played for a while (the call was on hold): forget the schedule and
+        what was queued, so the next packet restarts playout at the target delay."""
+        self._frames.clear()
+        self._play_ts, self._playing, self._empty_run = None, False, 0
+        self._prev = self._rd_mean = None
+
     def push(self, payload: bytes, *, seq: int, timestamp: int, ssrc: int, now: float) -> None:
         """A packet arrived at `now`. A payload of several frames (ptime 40, 60) is split."""
         if ssrc != self.ssrc:

@@ -3,8 +3,9 @@
 Per tick, numpy over all ports: echo cancellation (G.168) of what we played last tick out of what we
 read, DTMF detection, fax/modem tone detection (T.30 CNG, V.25 ANS/CED), in-band DTMF suppression
 for ports relaying RFC 4733, G.711 encode (grouped by codec), G.711 decode and G.711 Appendix I
-concealment, call-progress tones, level meters. Python loops over ports run only where a per-call
-object must be asked (`MediaSession`: packets in and out), and only for ports in a call.
+concealment, call-progress tones, one-shot clips (call-waiting alert and caller ID), a three-way
+conference's second session (firmware.media.conference), level meters. Python loops over ports run
+only where a per-call object must be asked (`MediaSession`: packets in and out), and only for ports in a call.
 
 The pipeline is sans-IO: `tick(frames, now)` returns the earpiece frames and the datagrams to send;
 `MediaClock` moves them between the board, the sockets and the pipeline.
@@ -28,6 +29,7 @@ from dsp.plc import Plc
 from dsp.synth import to_int16
 from dsp.tone_table import Tone
 from dsp.tones import ToneGenerator
+from firmware.media.conference import ConferenceLegs
 from firmware.media.dtmf_relay import InbandSuppressor
 from firmware.media.session import FRAME, Datagram, MediaSession
 
@@ -79,6 +81,11 @@ class Pipeline:
         self.levels = LevelMeter(2 * ports)
         """Uplink (after echo cancellation) then downlink (what the earpiece gets) levels."""
         self.sessions: list[MediaSession | None] = [None] * ports
+        self.conference = ConferenceLegs(ports)
+        self._clips: dict[int, Int16Array] = {}
+        """One-shot audio still to play per port (what is left of it)."""
+        self._muted = np.zeros(ports, dtype=np.int64)
+        """Samples for which each port's far-end audio is still muted (under a clip)."""
         self._origin = np.zeros(ports, dtype=np.int64)
         """Detector sample at which each port's session started (its DTMF timeline's zero)."""
         self._samples = 0
@@ -98,20 +105,47 @@ class Pipeline:
             self._taps.remove(tap)
 
     # -- call control ---------------------------------------------------------------------------
-    def attach(self, port: int, session: MediaSession) -> None:
-        """Start `port`'s call media: a new line balance, so the echo canceller forgets the old path."""
+    def attach(self, port: int, session: MediaSession, *, second: bool = False) -> None:
+        """Start `port`'s call media: a new line balance, so the echo canceller forgets the old path.
+        `second`: a conference leg beside the port's session."""
+        if second:
+            self.conference.set(port, session)
+            return
         self.sessions[port] = session
         self._origin[port] = self._samples
         self.echo.reset(port)
         self.echo.force_bypass(port, False)
         self._regroup()
 
-    def detach(self, port: int) -> MediaSession | None:
-        """End `port`'s call media; returns the session (for its `close` and `stats`)."""
+    def detach(self, port: int, session: MediaSession | None = None) -> MediaSession | None:
+        """End `port`'s call media (`session`, default the first); returns the session (for its
+        `close` and `stats`). When a conference's first leg goes, its second leg takes its place."""
+        second = self.conference.sessions[port]
+        if session is not None and session is second:
+            self.conference.set(port, None)
+            return session
         session, self.sessions[port] = self.sessions[port], None
+        if second is not None:
+            self.conference.set(port, None)
+            self.sessions[port] = second
         self.echo.force_bypass(port, False)
         self._regroup()
         return session
+
+    def session_of(self, channel: int) -> MediaSession | None:
+        """The session whose datagrams come out on `channel`: a port's first, or `ports + port` for
+        its conference leg."""
+        if channel < self.ports:
+            return self.sessions[channel]
+        return self.conference.sessions[channel - self.ports]
+
+    def play_audio(self, port: int, audio: Int16Array, mute_s: float = 0.0) -> None:
+        """Play `audio` once into `port`'s earpiece from the next tick on (CAS and type II caller ID
+        during a call), the far end muted meanwhile and `mute_s` after: the switch mutes the far end
+        while it sends the CAS and the off-hook data, and while it waits for the phone's ack
+        (SR-TSV-002476), or the voice would swamp the data."""
+        self._clips[port] = np.asarray(audio, dtype=np.int16)
+        self._muted[port] = max(int(self._muted[port]), len(audio) + round(mute_s * RATE))
 
     def play_tone(self, port: int, tone: Tone) -> None:
         """Play a call-progress tone to `port` (mixed over call audio when in a call, e.g. call waiting)."""
@@ -158,8 +192,10 @@ class Pipeline:
             delayed = self.suppressor.process(near, suppress)
             up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
         lost = np.zeros(self.ports, dtype=bool)
-        received = np.zeros((self.ports, FRAME), dtype=np.int16)
         datagrams: list[tuple[int, Datagram]] = []
+        if self.conference.active:
+            up, datagrams = self.conference.uplink(up, now)
+        received = np.zeros((self.ports, FRAME), dtype=np.int16)
         for ports, alaw, members in self._groups:
             blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
             arrived: list[bytes] = []
@@ -179,11 +215,18 @@ class Pipeline:
         concealed = self.plc.process(received, lost)
         relayed = [(port, session) for port, session in active if session.tones_active]
         tones = self.tones.next_frame(FRAME)
-        if relayed or tones.any():
+        if relayed or tones.any() or self.conference.active or self._muted.any() or self._clips:
             out = concealed.astype(np.float64)
             for port, session in relayed:
                 out[port] = session.tone_frame()
+            if self.conference.active:
+                out = self.conference.downlink(out, now)
+            if self._muted.any():
+                out[self._muted > 0] = 0.0
+                self._muted = np.maximum(self._muted - FRAME, 0)
             out += tones
+            if self._clips:
+                self._play_clips(out)
             self._far = to_int16(out)
         else:
             self._far = concealed
@@ -195,6 +238,15 @@ class Pipeline:
         for tap in self._taps:
             tap(near, result)
         return result
+
+    def _play_clips(self, out: npt.NDArray[np.float64]) -> None:
+        for port, clip in list(self._clips.items()):
+            n = min(FRAME, len(clip))
+            out[port, :n] += clip[:n]
+            if len(clip) > FRAME:
+                self._clips[port] = clip[FRAME:]
+            else:
+                del self._clips[port]
 
     def _relay_digits(self, events: list[DtmfEvent], near: Int16Array) -> None:
         """Hand each port's digit events to its session, on the session's timeline."""

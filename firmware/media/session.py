@@ -197,6 +197,14 @@ class MediaSession:
         if not self._receiver.latched:
             self._receiver.remote = (negotiated.remote_addr, negotiated.remote_port)
 
+    def skip(self, seconds: float) -> None:
+        """A pause (the call was on hold, its session parked): the RTP timeline keeps running (RFC 3550
+        §5.1), so the next packet, a talkspurt start, carries the right timestamp; playout restarts."""
+        samples = round(seconds * 8000 / FRAME) * FRAME
+        self._sender.skip(samples)
+        self._samples += samples
+        self._jitter.pause()
+
     def enter_fax(self) -> None:
         """Fax/modem pass-through (ITU-T V.152): fixed playout delay, no DTMF relay of modem tones."""
         self.fax = True

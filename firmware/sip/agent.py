@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from firmware.sip.presence import PortDialog
+from firmware.sip.refer import Replaces
 from firmware.sip.registration import RegState
 from firmware.sip.resolver import DnsResolver, ResolveError
 from firmware.sip.transports import Transport, client_tls_context, open_tcp, open_tls, open_udp
@@ -233,10 +234,11 @@ class SipAgent:
     def remove_account(self, name: str, *, unregister: bool = True) -> None:
         self._step(lambda ua, now: ua.remove_account(name, now, unregister=unregister))
 
-    def place_call(self, account: str, target: str, media: Addr, *, anonymous: bool = False) -> str:
+    def place_call(self, account: str, target: str, media: Addr, *, anonymous: bool = False,
+                   replaces: Replaces | None = None) -> str:
         result: list[str] = []
         self._step(lambda ua, now: result.append(ua.place_call(account, target, now, media,
-                                                               anonymous=anonymous)))
+                                                               anonymous=anonymous, replaces=replaces)))
         return result[0]
 
     def set_presence(self, account: str, dialog: PortDialog | None) -> None:
@@ -265,6 +267,12 @@ class SipAgent:
 
     def resume(self, call: str) -> None:
         self._step(lambda ua, now: ua.resume(call, now))
+
+    def refer(self, call: str, target: str, *, replacing: str | None = None) -> None:
+        self._step(lambda ua, now: ua.refer(call, target, now, replacing=replacing))
+
+    def transfer_progress(self, call: str, status: int, reason: str) -> None:
+        self._step(lambda ua, now: ua.transfer_progress(call, status, reason, now))
 
     async def next_event(self, *types: type, timeout: float = 10.0) -> Event:
         """The next event of one of `types` (others are discarded), for tests and simple callers."""

@@ -44,6 +44,17 @@ from firmware.sip.message import (
 )
 from firmware.sip.policy import Action, PolicyConfig, RequestPolicy
 from firmware.sip.presence import DialogNotifier, PortDialog
+from firmware.sip.refer import (
+    REFER_EXPIRES,
+    SIPFRAG,
+    ReferError,
+    Replaces,
+    parse_refer_to,
+    parse_sipfrag,
+    refer_to,
+    sipfrag,
+    subscription_terminated,
+)
 from firmware.sip.registration import RegState
 from firmware.sip.sdp import (
     Direction,
@@ -85,6 +96,8 @@ __all__ = [
     "Kind",
     "MessageWaiting",
     "RegistrationChanged",
+    "TransferProgress",
+    "TransferRequested",
     "UaConfig",
     "UserAgent",
     "messages_waiting",
@@ -95,13 +108,16 @@ Addr = tuple[str, int]
 ServerKey = tuple[str, int | None]
 """A configured server by name: (lower-case host, port or None), as `targets` is keyed."""
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, SUBSCRIBE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, NOTIFY, SUBSCRIBE, REFER"
 SUPPORTED = "timer"  # RFC 4028
+_KEPT_ON_RETRY = frozenset({"refer-to", "referred-by", "event", "subscription-state"})
+"""Headers an in-dialog request keeps when it is sent again with credentials."""
 _DEFAULT_PORT: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
 ANONYMOUS_URI = SipUri("sip", "anonymous", "anonymous.invalid")
 """RFC 3323 §4.1.1.3: the From URI of a call that withholds its identity."""
 _REASONS = {
     180: "Ringing",
+    202: "Accepted",
     403: "Forbidden",
     404: "Not Found",
     480: "Temporarily Unavailable",
@@ -126,6 +142,8 @@ class AccountConfig:
     """Subscribe to message-summary (RFC 3842) instead of relying on unsolicited NOTIFYs."""
     mailbox: str | None = None
     """The mailbox to subscribe to (user at our domain, or a URI); None: our own AOR (RFC 3842 §4)."""
+    accept_refer: bool = False
+    """Act on an in-dialog REFER (be transferred, RFC 3515); otherwise it is refused 403."""
 
 
 @dataclass(frozen=True)
@@ -229,8 +247,29 @@ class MessageWaiting:
     waiting: bool
 
 
+@dataclass(frozen=True)
+class TransferRequested:
+    """The peer of `call` asks us (REFER, RFC 3515, already answered 202) to call `target`, an
+    attended transfer when `replaces` names the dialog that call replaces (RFC 3891). Report how
+    the new call goes with `transfer_progress`."""
+
+    call: str
+    target: str
+    replaces: Replaces | None
+
+
+@dataclass(frozen=True)
+class TransferProgress:
+    """How our REFER on `call` goes: the REFER's own final response (202, or a failure), then each
+    sipfrag status the transferee NOTIFYs (RFC 3515 §2.4.4); `final` once nothing more comes."""
+
+    call: str
+    status: int
+    final: bool
+
+
 Event = (RegistrationChanged | IncomingCall | CallProgress | CallAnswered | CallEnded | CallHeld
-         | CallResumed | InfoReceived | MessageWaiting)
+         | CallResumed | InfoReceived | MessageWaiting | TransferRequested | TransferProgress)
 
 
 class CallError(ValueError):
@@ -280,13 +319,17 @@ class _Call:
     remote_hold: bool = False
     offer_in_ack: bool = False
     """We put an offer in our 2xx (the INVITE had none): the answer comes in the ACK (RFC 3264 §4)."""
+    refer_out: bool = False
+    """Our REFER's implicit subscription is alive: refer NOTIFYs are expected (RFC 3515 §2.4.4)."""
+    refer_in: bool = False
+    """We accepted the peer's REFER and owe it NOTIFYs until a final one."""
 
 
 @dataclass
 class _Pending:
     """What a client transaction is for, so its response reaches the right place."""
 
-    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "notify", "other"]
+    purpose: Literal["register", "invite", "reinvite", "bye", "subscribe", "notify", "refer", "other"]
     account: _Account
     call: _Call | None = None
     server: ServerKey | None = None
@@ -496,11 +539,13 @@ class UserAgent:
         return registration.state, registration.last_error
 
     def place_call(
-        self, account: str, target: str, now: float, media: Addr, *, anonymous: bool = False
+        self, account: str, target: str, now: float, media: Addr, *, anonymous: bool = False,
+        replaces: Replaces | None = None,
     ) -> str:
         """INVITE `target` (a SIP/tel URI, or digits/user at our domain) with an SDP offer for our RTP
         endpoint `media`; returns the call handle (its Call-ID). `anonymous` withholds our identity
-        (`_anonymous_headers`)."""
+        (`_anonymous_headers`). `replaces`: the dialog this call takes over at the target (RFC 3891
+        §6.1), when a REFER asked for it."""
         acct = self._account(account)
         uri = self._target_uri(target)
         call_id = f"{self._rng.getrandbits(96):024x}@hookflash"
@@ -521,6 +566,8 @@ class UserAgent:
         headers.add("Contact", self._contact(acct))
         if anonymous:
             self._anonymous_headers(headers, acct)
+        if replaces is not None:
+            headers.add("Replaces", str(replaces))
         self._add_capabilities(headers)
         headers.add("Content-Type", "application/sdp")
         call = _Call(call_id, acct, True, sdp)
@@ -618,6 +665,45 @@ class UserAgent:
         self._send(info, dialog.next_hop, _Pending("other", call.account, call), now)
         self._pump(now)
 
+    def refer(self, call_id: str, target: str, now: float, *, replacing: str | None = None) -> None:
+        """Transfer `call_id`'s peer to `target` with an in-dialog REFER (RFC 3515 §2.4.1): blind, or
+        attended when `replacing` is another connected call of ours, whose dialog the peer's INVITE
+        to `target` is to replace (Refer-To with Replaces, RFC 3891 §7; tags as the target sees
+        them, §3). TransferProgress events follow; the application ends the calls."""
+        call = self._connected(call_id)
+        dialog = call.dialog
+        assert dialog is not None
+        replaces = None
+        if replacing is not None:
+            other = self._connected(replacing).dialog
+            assert other is not None
+            replaces = Replaces(other.call_id, to_tag=other.remote_tag, from_tag=other.local_tag)
+        try:
+            value = refer_to(self._refer_target(target), replaces)
+        except ReferError as exc:
+            raise CallError(str(exc)) from None
+        extra = [("Refer-To", value), ("Referred-By", str(NameAddr(call.account.aor)))]  # RFC 3892
+        request = dialog.create_request("REFER", extra=extra)
+        self._add_capabilities(request.headers)
+        call.refer_out = True
+        self._send(request, dialog.next_hop, _Pending("refer", call.account, call), now)
+        self._pump(now)
+
+    def transfer_progress(self, call_id: str, status: int, reason: str, now: float) -> None:
+        """NOTIFY the referrer of `call_id` how the call its REFER asked for goes (RFC 3515 §2.4.4:
+        a message/sipfrag status line); a final status (>= 200) terminates the subscription."""
+        call = self._call(call_id)
+        dialog = call.dialog
+        if not call.refer_in or dialog is None or call.state == "ended":
+            return
+        final = status >= 200
+        state = "terminated;reason=noresource" if final else f"active;expires={REFER_EXPIRES}"
+        request = dialog.create_request("NOTIFY", sipfrag(status, reason), SIPFRAG,
+                                        extra=[("Event", "refer"), ("Subscription-State", state)])
+        call.refer_in = not final
+        self._send(request, dialog.next_hop, _Pending("other", call.account, call), now)
+        self._pump(now)
+
     def hold(self, call_id: str, now: float) -> None:
         """Re-INVITE with a=sendonly (RFC 3264 §8.4); CallHeld follows the 2xx."""
         self._reoffer(self._connected(call_id), True, now)
@@ -691,6 +777,16 @@ class UserAgent:
                 raise CallError(f"cannot call a {target.split(':')[0]} URI")
             return uri
         return SipUri("sip", target, self.config.domain)
+
+    def _refer_target(self, target: str) -> SipUri | TelUri:
+        """A REFER's target as the transferee can reach it: a bare number at our domain gets the
+        registrar's port when the domain is the registrar's host (the transferee may send it there
+        directly, without our outbound proxy)."""
+        if ":" in target:
+            return self._target_uri(target)
+        registrar = self.config.registrar
+        same = registrar is not None and registrar.host.lower() == self.config.domain.lower()
+        return SipUri("sip", target, self.config.domain, registrar.port if same and registrar else None)
 
     def _addr_for(self, uri: SipUri | TelUri | object) -> Addr:
         """RFC 3263 result for a next hop: IP literals directly, configured hosts from `targets`."""
@@ -992,6 +1088,9 @@ class UserAgent:
         if pending.purpose == "invite" and tx is call.client_tx:
             reason = "cancelled" if call.cancelling else ("timeout" if status == 408 else "transport error")
             self._end(call, reason, status, by_remote=False)
+        elif pending.purpose == "refer":  # no answer to our REFER: the transfer failed (RFC 3515 §2.4.2)
+            call.refer_out = False
+            self._events.append(TransferProgress(call.id, status, final=True))
         elif pending.purpose in ("reinvite", "other") and call.state == "connected":
             self._send_bye(call, now)  # §12.2.1.2: the dialog is gone
             self._end(call, "timeout" if status == 408 else "transport error", status, by_remote=False)
@@ -1022,6 +1121,12 @@ class UserAgent:
             self._on_invite_response(call, tx, response, now)
         elif pending.purpose == "reinvite":
             self._on_reinvite_response(call, tx, response, now)
+        elif pending.purpose == "refer" and call.dialog is not None:
+            call.dialog.receive_response(tx.request, response, now)
+            if response.status >= 200:
+                failed = response.status >= 300
+                call.refer_out = call.refer_out and not failed
+                self._events.append(TransferProgress(call.id, response.status, final=failed))
         elif call.dialog is not None:
             call.dialog.receive_response(tx.request, response, now)
             self._dialog_gone(call, response)
@@ -1053,6 +1158,7 @@ class UserAgent:
         extra: list[tuple[str, str]] = list(answer)
         if tx.request.method == "INVITE":
             extra += [("Allow", ALLOW), ("Supported", SUPPORTED), ("User-Agent", self.config.user_agent)]
+        extra += [(n, v) for n, v in tx.request.headers if n.lower() in _KEPT_ON_RETRY]
         retry = dialog.create_request(tx.request.method, tx.request.body, tx.request.content_type, extra)
         self._send(retry, dialog.next_hop, pending, now)
 
@@ -1376,6 +1482,10 @@ class UserAgent:
             self._end(call, "remote hangup", None, by_remote=True)
         elif method in ("INVITE", "UPDATE"):
             self._remote_offer(call, dialog, tx, request, now)
+        elif method == "REFER":
+            self._incoming_refer(call, dialog, tx, request, now)
+        elif method == "NOTIFY":
+            self._refer_notify(call, dialog, tx, request, now)
         elif method in ("OPTIONS", "INFO"):
             response = dialog.create_response(request, 200, "OK", now)
             if method == "OPTIONS":
@@ -1387,6 +1497,59 @@ class UserAgent:
             response = dialog.create_response(request, 405, "Method Not Allowed", now)
             self._add_capabilities(response.headers, response=True)
             self.transactions.send_response(tx, response, now)
+
+    def _incoming_refer(
+        self, call: _Call, dialog: Dialog, tx: ServerTransaction, request: Request, now: float
+    ) -> None:
+        """A REFER in a connected call (RFC 3515 §2.4.2): 403 unless the account accepts transfers,
+        400 without exactly one usable Refer-To, else 202 and the NOTIFY 100 Trying that §2.4.4
+        requires at once; the application places the call and reports with `transfer_progress`."""
+        def answer(status: int, reason: str) -> None:
+            self.transactions.send_response(tx, dialog.create_response(request, status, reason, now), now)
+
+        if not call.account.config.accept_refer or call.state != "connected":
+            answer(403, "Forbidden")
+            return
+        values = request.headers.get_all("Refer-To")
+        try:
+            if len(values) != 1:
+                raise ReferError("exactly one Refer-To is required (RFC 3515 §2.4.1)")
+            target = parse_refer_to(values[0])
+        except ReferError as exc:
+            answer(400, str(exc)[:100])
+            return
+        if call.refer_in:
+            answer(491, "Request Pending")  # one transfer at a time in this dialog
+            return
+        answer(202, _REASONS[202])
+        call.refer_in = True
+        self._events.append(TransferRequested(call.id, str(target.uri), target.replaces))
+        self.transfer_progress(call.id, 100, "Trying", now)
+
+    def _refer_notify(
+        self, call: _Call, dialog: Dialog, tx: ServerTransaction, request: Request, now: float
+    ) -> None:
+        """A NOTIFY of our REFER's implicit subscription (RFC 3515 §2.4.4): 200 and a TransferProgress
+        with the sipfrag's status; other packages 489, none alive 481 (RFC 6665 §4.1.3)."""
+        def answer(status: int, reason: str) -> None:
+            self.transactions.send_response(tx, dialog.create_response(request, status, reason, now), now)
+
+        package = (request.headers.get("Event") or "").split(";")[0].strip().lower()
+        if package != "refer":
+            answer(489, "Bad Event")
+            return
+        if not call.refer_out:
+            answer(481, "Subscription Does Not Exist")
+            return
+        try:
+            status = parse_sipfrag(request.body)
+        except ReferError as exc:
+            answer(400, str(exc)[:100])
+            return
+        answer(200, "OK")
+        final = status >= 200 or subscription_terminated(request.headers.get("Subscription-State"))
+        call.refer_out = not final
+        self._events.append(TransferProgress(call.id, status, final))
 
     def _remote_offer(
         self, call: _Call, dialog: Dialog, tx: ServerTransaction, request: Request, now: float

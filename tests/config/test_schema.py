@@ -188,6 +188,14 @@ def test_polarity_reversal_is_a_per_port_flag() -> None:
         "ports[0].polarity_reversal: must be true or false, got a string"]
 
 
+def test_hook_flash_features_are_per_port_flags_on_by_default() -> None:
+    port = load_config(PORT).ports[0]
+    assert port.call_waiting and port.three_way and port.transfer
+    off = load_config(f"{PORT}call_waiting = false\nthree_way = false\ntransfer = false\n").ports[0]
+    assert not (off.call_waiting or off.three_way or off.transfer)
+    assert errors(f"{PORT}transfer = 1\n") == ["ports[0].transfer: must be true or false, got an integer"]
+
+
 def test_passwords_never_show_in_reprs() -> None:
     cfg = load_config(f'{PORT}password = "hunter2"\n')
     assert "hunter2" not in repr(cfg) and "hunter2" not in str(cfg.ports[0])

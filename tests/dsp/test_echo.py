@@ -254,6 +254,21 @@ def test_reset_forgets_the_path() -> None:
     assert float(power_dbm0(out[1])) < float(power_dbm0(d[1])) - 20.0
 
 
+def test_a_diverged_background_restarts_from_the_foreground() -> None:
+    """A background filter gone off (here: made non-finite, as float32 overflow would leave it)
+    is reset to the foreground on its next adapting block; the output and the model stay finite and
+    the canceller keeps cancelling."""
+    far = css(3.0, seed=13)
+    near = echo_of(far, HybridEcho(8, 6, 6))
+    ec = EchoCanceller(1, nlp=False)
+    half = round(1.5 * RATE)
+    run(ec, far[:half], near[:half])
+    ec._W[0, 1] = np.nan  # the divergence is forced, not waited for
+    out = run(ec, far[half:], near[half:])
+    assert np.isfinite(ec._W).all() and np.isfinite(out).all()
+    assert erle_db(near[half:], out, 0.5, 1.5) >= 30.0
+
+
 def test_nlp_suppresses_residual_with_comfort_noise() -> None:
     """G.168 test 9 (comfort noise) and the NLP: far-end only, the output is noise at the near-end
     background level (+-3 dB of both the real level and the canceller's estimate). The echo passes a

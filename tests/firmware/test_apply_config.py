@@ -95,6 +95,54 @@ def test_changed_idle_port_is_recreated_and_a_busy_one_waits_for_hang_up(tmp_pat
     run(scenario, timeout=60)
 
 
+def test_a_held_call_keeps_the_port_busy_until_both_calls_are_over(tmp_path: Path) -> None:
+    """Flash puts the call on hold (recall dial tone), on-hook rings the phone back for it: the port
+    has a call all along, so its new settings wait until the held call is over too."""
+    cfg = load_config(INTERCOM.format(data=tmp_path))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        await gateway.start()
+        try:
+            one = board.phones[0]
+            await local_call(gateway, board)
+            one.flash(board.now())
+            await until(lambda: gateway.lines[0].state is State.DIALTONE, 5, "recall dial tone")
+            applied = await gateway.apply_config(with_port(cfg, 0, hotline="103"))
+            assert applied.deferred == (0,)
+            one.hang_up(board.now())
+            await until(lambda: one.ringing, 5, "the held call rings back")
+            assert gateway.port_status(0)["pending_config"] and gateway.lines[0].hotline == ""
+            one.lift(board.now())
+            await until(lambda: gateway.lines[0].state is State.CONNECTED, 5, "held call resumed")
+            one.hang_up(board.now())
+            board.phones[1].hang_up(board.now())
+            await until(lambda: gateway.lines[0].hotline == "103", 5, "port 1 reconfigured once idle")
+        finally:
+            await gateway.stop()
+
+    run(scenario, timeout=60)
+
+
+def test_calls_kept_for_a_transfer_keep_the_port_busy(tmp_path: Path) -> None:
+    """After our REFER the line is idle but the gateway still holds both SIP calls until the transfer
+    reports: the port is not idle for reconfiguration until they are gone."""
+    gateway = Gateway(load_config(INTERCOM.format(data=tmp_path)))
+    try:
+        assert gateway._idle(0)
+        leg = gateway._new_leg("sip", "kept@pbx", 0, "0:1")
+        leg.transfer = True
+        gateway._by_call[leg.id] = leg
+        assert gateway.lines[0].state is State.IDLE
+        assert not gateway._idle(0) and gateway._idle(1)
+        del gateway._by_call[leg.id]
+        assert gateway._idle(0)
+    finally:
+        gateway.board.close()
+
+
 PBX = """
 [system]
 data_dir = "{data}"
