@@ -143,7 +143,8 @@ class MediaClock:
         self._owners: dict[int, Hashable] = {}
         """Owner of each attached session, by the session's id()."""
         self.account = TickAccount()
-        self._running = False
+        self._stopping = False
+        """Set by `stop()`, even before `run()` has started (a gateway stopped as it starts)."""
 
     # -- sockets and sessions -------------------------------------------------------------------
     async def bind(self, owner: Hashable, host: str = "0.0.0.0", rtp_port: int = 0) -> Address:
@@ -237,10 +238,9 @@ class MediaClock:
     async def run(self) -> None:
         """Tick until `stop()`; every socket is closed on the way out."""
         loop = asyncio.get_running_loop()
-        self._running = True
         gc.freeze()
         try:
-            while self._running:
+            while not self._stopping:
                 t, frames = await loop.run_in_executor(self._executor, self.board.read)
                 start, cpu = time.perf_counter(), time.thread_time()
                 read_at = self.board.now()
@@ -257,14 +257,13 @@ class MediaClock:
                     self.on_tick(result)
                 self.account.record(t, read_at, time.perf_counter() - start, time.thread_time() - cpu)
         finally:
-            self._running = False
             for owner in list(self._sockets):
                 self.unbind(owner)
             self._executor.shutdown(wait=False)
 
     def stop(self) -> None:
-        """End `run` after the tick in progress (at most one frame away)."""
-        self._running = False
+        """End `run` after the tick in progress (at most one frame away), or as soon as it starts."""
+        self._stopping = True
 
     @property
     def metrics(self) -> ClockMetrics:

@@ -129,3 +129,16 @@ def test_tick_account_counts_a_stall_once_and_each_late_frame() -> None:
     assert m.max_late_us == pytest.approx(55_000)
     acc.record(0.02 * 12, 0.02 * 13 + 0.045, 0.002, 0.002)  # a second, separate stall
     assert acc.metrics.stalls == 2
+
+
+def test_stop_before_run_starts_is_not_lost() -> None:
+    """A gateway stopped in the loop turn it started in: `run()` must still end (it once hung)."""
+    async def scenario() -> bool:
+        clock = MediaClock(SimBoard(1, realtime=True), Pipeline(1))
+        await clock.bind(0, "127.0.0.1")
+        task = asyncio.create_task(clock.run())
+        clock.stop()  # before the task has run at all
+        await asyncio.wait_for(task, 2.0)
+        return not clock._sockets
+
+    assert asyncio.run(scenario())
