@@ -21,7 +21,7 @@ import re
 import signal
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -288,6 +288,13 @@ class Gateway:
                                          flash=flash, features=features)
         self.extensions = {p.extension: i for i, p in enumerate(self.config.ports[:self.board.ports])
                            if p.enabled}
+        self._set_gains(index)
+
+    def _set_gains(self, index: int) -> None:
+        """Port `index`'s rx/tx gains from the current config into the pipeline (0 dB when unset)."""
+        if index < self.board.ports:
+            port = _port_at(self.config, index)
+            self.pipeline.set_gains(index, port.rx_gain_db if port else 0.0, port.tx_gain_db if port else 0.0)
 
     # -- live reconfiguration -------------------------------------------------------------------
     async def apply_config(self, new: Config) -> Applied:
@@ -295,7 +302,8 @@ class Gateway:
         changed are re-created and re-register; calls on other ports continue. A changed port that is
         in a call keeps it and takes its new settings once it is idle again (`Applied.deferred`).
         A change to the SIP server settings restarts the SIP agent (its calls end; intercom calls
-        continue). Board, data directory and web listener changes need a restart (reported)."""
+        continue). Gains apply at once on every port, calls or not (they touch no call state).
+        Board, data directory and web listener changes need a restart (reported)."""
         old = self.config
         restart = tuple(name for name, changed in (
             ("hardware", new.hardware != old.hardware),
@@ -304,11 +312,13 @@ class Gateway:
         if new.system.log_level != old.system.log_level:
             logging.getLogger().setLevel(new.system.log_level.upper())
         count = self.board.ports
-        changed = {p for p in range(count) if _port_at(old, p) != _port_at(new, p)}
+        changed = {p for p in range(count) if _line_settings(old, p) != _line_settings(new, p)}
         if (new.regional.country, new.star_codes, new.restriction_classes) != \
                 (old.regional.country, old.star_codes, old.restriction_classes):
             changed |= set(range(count))  # every line holds the country's tones and the codes
         self.config, self.country = new, new.regional.country
+        for port in range(count):  # media only: a call in progress hears the new gains at once
+            self._set_gains(port)
         sip_restart = new.sip != old.sip
         if sip_restart and self.agent is not None:
             agent, self.agent = self.agent, None
@@ -913,6 +923,12 @@ class Gateway:
 
 def _port_at(config: Config, index: int) -> PortConfig | None:
     return config.ports[index] if index < len(config.ports) else None
+
+
+def _line_settings(config: Config, index: int) -> PortConfig | None:
+    """Port `index`'s settings that need its line re-made: all but the gains (`_set_gains`)."""
+    port = _port_at(config, index)
+    return None if port is None else replace(port, rx_gain_db=0.0, tx_gain_db=0.0)
 
 
 def _accounts_at(config: Config, index: int) -> dict[str, AccountConfig]:

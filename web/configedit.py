@@ -22,6 +22,7 @@ from firmware.config.store import to_dict
 from web.fields import Field, mapping_sections, section_fields, subsections
 
 _INT = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?")
 PORT_IDENTITY = ("extension", "auth_user", "password", "display_name", "accounts")
 """What 'copy settings to other ports' leaves alone: each port's own identity at the PBX (its extra
 accounts are identities too)."""
@@ -80,6 +81,8 @@ def _plain_from_form(fields: tuple[Field, ...], form: dict[str, str],
                 out[f.name] = raw
         elif f.kind == "integer":
             out[f.name] = int(raw) if _INT.fullmatch(raw) else raw
+        elif f.kind == "number":
+            out[f.name] = float(raw) if _NUMBER.fullmatch(raw) else raw
         elif f.kind == "optional_int":
             if raw:
                 out[f.name] = int(raw) if _INT.fullmatch(raw) else raw

@@ -39,7 +39,7 @@ MASK = "******"
 class Field:
     name: str
     kind: str
-    """text | secret | flag | integer | list | intlist | pins | optional_int"""
+    """text | secret | flag | integer | number | list | intlist | pins | optional_int"""
     default: Any
     doc: str
     choices: tuple[str, ...] = ()
@@ -90,6 +90,8 @@ def _kind(annotation: Any) -> str:
         return "flag"
     if annotation is int:
         return "integer"
+    if annotation is float:
+        return "number"
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (types.UnionType, typing.Union) and int in args:
         return "optional_int"

@@ -96,8 +96,9 @@ def field_html(f: Field, value: Any, error: str | None, *, prefix: str = "", id_
                    f' placeholder="{esc(MASK if value else "")}"{aria}><small '
                    f'class="help">{esc(hint)}</small>')
     else:
-        kind = "number" if f.kind == "integer" and not error else "text"
-        control = f'<input type="{kind}" name="{esc(name)}" id="{ident}" value="{esc(shown)}"{aria}>'
+        kind = "number" if f.kind in ("integer", "number") and not error else "text"
+        step = ' step="any"' if f.kind == "number" and not error else ""
+        control = f'<input type="{kind}"{step} name="{esc(name)}" id="{ident}" value="{esc(shown)}"{aria}>'
     return (f'<div class="field{" invalid" if error else ""}"><label for="{ident}">'
             f'{esc(label(f.name))}</label>{control}{help_text}{err}</div>')
 

@@ -21,6 +21,7 @@ from web.sysinfo import version
 
 _TYPES: dict[str, dict[str, Any]] = {
           "text": {"type": "string"}, "flag": {"type": "boolean"}, "integer": {"type": "integer"},
+          "number": {"type": "number"},
           "optional_int": {"type": "integer"}, "list": {"type": "array", "items": {"type": "string"}},
           "intlist": {"type": "array", "items": {"type": "integer"}},
           "pins": {"type": "array", "items": {"type": "array", "items": {"type": "integer"},

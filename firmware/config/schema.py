@@ -49,6 +49,12 @@ HTTPS_MODES = ("auto", "on", "off")
 DEFAULT_DIAL_PLAN = "(*xx|[2-9]11|[1-9]xx|[2-9]xx[2-9]xxxxxx|1[2-9]xx[2-9]xxxxxx|011x.)"
 """North American: feature codes, N11 services, 3-digit extensions, 10-digit, 1+10-digit, 011 intl."""
 
+GAIN_LIMIT_DB = 12.0
+GAIN_STEP_DB = 0.5
+"""Port gains run -12..+12 dB in 0.5 dB steps. ATAs offer about this much trim (Cisco IOS FXS
+``input gain``/``output attenuation`` in 1 dB steps, Eltex TAU in 0.1 dB); more only helps a broken
+phone: +12 dB already takes nominal speech (-20 dBm0 average, peaks ~ -8 dBm0) near the G.711
+overload point (+3.14 dBm0), where the pipeline saturates rather than wraps."""
 _EXTENSION_RE = re.compile(r"[0-9]{2,15}")
 _DIGITS_RE = re.compile(r"[0-9*#]{1,32}")
 _STAR_CODE_RE = re.compile(r"[*#][0-9]{1,4}")
@@ -256,6 +262,12 @@ class PortConfig:
     """Hook flash in a call holds it for a consultation call; a second flash joins all three."""
     transfer: bool = True
     """Hang-up during a consultation transfers the held party (REFER); the PBX may transfer us too."""
+    rx_gain_db: float = 0.0
+    """Earpiece volume: dB added to the caller's voice heard on this phone (-12 to +12, in 0.5 dB
+    steps; 0 is the network's level). Tones and caller ID keep their standard levels."""
+    tx_gain_db: float = 0.0
+    """Mouthpiece volume: dB added to this phone's voice sent to the caller (-12 to +12, in 0.5 dB
+    steps; 0 is the phone's own level). Raise it if callers hear you faintly."""
     features: PortFeatures = field(default_factory=lambda: PortFeatures())
     """The ``[ports.features]`` sub-table."""
     accounts: tuple[ExtraAccount, ...] = ()
@@ -513,6 +525,15 @@ class _Table:
             self.error(key, f"must be a list of {size}integers {lo}..{hi}, got {value!r}")
             return default
         return tuple(value)
+
+    def decibels(self, key: str, default: float) -> float:
+        """A gain in dB within +-GAIN_LIMIT_DB on the GAIN_STEP_DB grid (TOML ``6`` or ``-1.5``)."""
+        value, found = self._get(key, default, (int, float), "a number of dB")
+        if found and not (abs(value) <= GAIN_LIMIT_DB and (value / GAIN_STEP_DB).is_integer()):
+            self.error(key, f"must be {-GAIN_LIMIT_DB:g} to +{GAIN_LIMIT_DB:g} dB in {GAIN_STEP_DB:g} dB "
+                            f"steps, got {value!r}")
+            return default
+        return float(value)
 
     def texts(self, key: str, check: Callable[[str], str | None]) -> tuple[str, ...]:
         value: list[object] = self._get(key, [], (list,), "a list of strings")[0]
@@ -788,6 +809,7 @@ def _port(data: object, path: str, country: str, classes: set[str], errors: list
         polarity_reversal=t.flag("polarity_reversal", False),
         call_waiting=t.flag("call_waiting", True), three_way=t.flag("three_way", True),
         transfer=t.flag("transfer", True),
+        rx_gain_db=t.decibels("rx_gain_db", 0.0), tx_gain_db=t.decibels("tx_gain_db", 0.0),
         mwi_subscribe=t.flag("mwi_subscribe", False),
         voicemail=t.text("voicemail", "", _check_number),
         features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors),

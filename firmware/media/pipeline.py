@@ -4,8 +4,9 @@ Per tick, numpy over all ports: echo cancellation (G.168) of what we played last
 read, DTMF detection, fax/modem tone detection (T.30 CNG, V.25 ANS/CED), in-band DTMF suppression
 for ports relaying RFC 4733, G.711 encode (grouped by codec), G.711 decode and G.711 Appendix I
 concealment, call-progress tones, one-shot clips (call-waiting alert and caller ID), a three-way
-conference's second session (firmware.media.conference), level meters. Python loops over ports run
-only where a per-call object must be asked (`MediaSession`: packets in and out), and only for ports in a call.
+conference's second session (firmware.media.conference), per-port gains (`set_gains`), level
+meters. Python loops over ports run only where a per-call object must be asked (`MediaSession`:
+packets in and out), and only for ports in a call.
 
 The pipeline is sans-IO: `tick(frames, now)` returns the earpiece frames and the datagrams to send;
 `MediaClock` moves them between the board, the sockets and the pipeline.
@@ -95,6 +96,10 @@ class Pipeline:
         self._groups: list[tuple[npt.NDArray[np.int64], bool, list[tuple[int, MediaSession]]]] = []
         """(ports, is A-law, their (port, session) pairs) per codec among ports in a call."""
         self._taps: list[Tap] = []
+        self._rx_gain = np.ones(ports)
+        """Linear gain per port on the far end's voice toward the earpiece (`set_gains`)."""
+        self._tx_gain = np.ones(ports)
+        """Linear gain per port on the mouthpiece toward the network (`set_gains`)."""
 
     # -- observers (the web page's scope, listen-only handset, DTMF test) ------------------------
     def add_tap(self, tap: Tap) -> None:
@@ -138,6 +143,15 @@ class Pipeline:
         if channel < self.ports:
             return self.sessions[channel]
         return self.conference.sessions[channel - self.ports]
+
+    def set_gains(self, port: int, rx_db: float, tx_db: float) -> None:
+        """`port`'s receive gain (far-end voice to the earpiece) and transmit gain (mouthpiece to the
+        network, after echo cancellation), in dB; takes effect on the next tick. Call-progress tones
+        and clips (CAS, caller ID) are not scaled: their levels are the country's and the standard's.
+        The echo canceller's far-end reference is the earpiece frame after this gain, so it models
+        the echo of what the line really carried."""
+        self._rx_gain[port] = 10.0 ** (rx_db / 20.0)
+        self._tx_gain[port] = 10.0 ** (tx_db / 20.0)
 
     def play_audio(self, port: int, audio: Int16Array, mute_s: float = 0.0) -> None:
         """Play `audio` once into `port`'s earpiece from the next tick on (CAS and type II caller ID
@@ -191,6 +205,8 @@ class Pipeline:
             suppress = np.array([s is not None and s.suppress for s in self.sessions])
             delayed = self.suppressor.process(near, suppress)
             up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
+        if (self._tx_gain != 1.0).any():
+            up = to_int16(up * self._tx_gain[:, None])
         lost = np.zeros(self.ports, dtype=bool)
         datagrams: list[tuple[int, Datagram]] = []
         if self.conference.active:
@@ -224,10 +240,14 @@ class Pipeline:
             if self._muted.any():
                 out[self._muted > 0] = 0.0
                 self._muted = np.maximum(self._muted - FRAME, 0)
+            if (self._rx_gain != 1.0).any():
+                out *= self._rx_gain[:, None]
             out += tones
             if self._clips:
                 self._play_clips(out)
             self._far = to_int16(out)
+        elif (self._rx_gain != 1.0).any():
+            self._far = to_int16(concealed * self._rx_gain[:, None])
         else:
             self._far = concealed
         both = np.concatenate([near, self._far])
