@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from firmware.config import DEFAULT_DIAL_PLAN, ConfigError, FieldError, Secret, load_config, parse_config
+from firmware.config.store import dumps, to_dict
 from firmware.sip.policy import DROP, Action
 from firmware.sip.uri import SipUri
 from hal.hook import HookTiming
@@ -194,6 +195,25 @@ def test_hook_flash_features_are_per_port_flags_on_by_default() -> None:
     off = load_config(f"{PORT}call_waiting = false\nthree_way = false\ntransfer = false\n").ports[0]
     assert not (off.call_waiting or off.three_way or off.transfer)
     assert errors(f"{PORT}transfer = 1\n") == ["ports[0].transfer: must be true or false, got an integer"]
+
+
+def test_gains_are_half_db_steps_within_12_db() -> None:
+    port = load_config(PORT).ports[0]
+    assert (port.rx_gain_db, port.tx_gain_db) == (0.0, 0.0)
+    port = load_config(f"{PORT}rx_gain_db = 6\ntx_gain_db = -1.5\n").ports[0]
+    assert (port.rx_gain_db, port.tx_gain_db) == (6.0, -1.5) and isinstance(port.rx_gain_db, float)
+    cfg = load_config(f"{PORT}rx_gain_db = -12.0\ntx_gain_db = 12\n")
+    assert cfg.ports[0].tx_gain_db == 12.0
+    assert load_config(dumps(to_dict(cfg))) == cfg  # the web's saves write them back as TOML floats
+    assert errors(f'{PORT}rx_gain_db = 12.5\ntx_gain_db = 0.3\n') == [
+        "ports[0].rx_gain_db: must be -12 to +12 dB in 0.5 dB steps, got 12.5",
+        "ports[0].tx_gain_db: must be -12 to +12 dB in 0.5 dB steps, got 0.3"]
+    assert errors(f'{PORT}rx_gain_db = "6"\ntx_gain_db = true\ntx_gain_db_x = 1\n') == [
+        "ports[0].rx_gain_db: must be a number of dB, got a string",
+        "ports[0].tx_gain_db: must be a number of dB, got a boolean",
+        "ports[0].tx_gain_db_x: unknown key; did you mean 'tx_gain_db'?"]
+    assert errors(f"{PORT}rx_gain_db = nan\n") == [
+        "ports[0].rx_gain_db: must be -12 to +12 dB in 0.5 dB steps, got nan"]
 
 
 def test_passwords_never_show_in_reprs() -> None:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from dsp.level import power_dbm0
+from dsp.synth import to_int16, tone
 from firmware.app import Gateway
 from firmware.config import Config, Secret, load_config
 from firmware.line.port import State
@@ -224,3 +226,39 @@ def test_sip_settings_that_cannot_start_are_reported_per_port(tmp_path: Path) ->
                 await gateway.stop()
 
     run(scenario, timeout=30)
+
+
+def test_gains_change_live_on_an_intercom_call(tmp_path: Path) -> None:
+    """Port 1 says a -20 dBm0 1004 Hz tone to port 2. Saving port 2's rx gain at +6 dB makes port 2
+    hear it 6 dB louder at once; port 1's tx gain at -6 dB then brings it back. Gains touch no call
+    state, so neither port is re-created or waits for hang-up."""
+    cfg = load_config(INTERCOM.format(data=tmp_path))
+
+    async def scenario() -> None:
+        gateway = Gateway(cfg)
+        board = gateway.board
+        assert isinstance(board, SimBoard)
+        await gateway.start()
+        try:
+            await local_call(gateway, board)
+            lines = dict(gateway.lines)
+            board.phones[0].speak(to_int16(tone([1004.0], -20.0, 30 * 8000)), board.now())
+
+            async def heard() -> float:
+                await asyncio.sleep(0.6)  # past the jitter buffer, and a fresh window
+                return float(power_dbm0(board.phones[1].earpiece(0.4)))
+
+            before = await heard()
+            assert abs(before - -20.0) < 1.0, before
+            louder = with_port(cfg, 1, rx_gain_db=6.0)
+            applied = await gateway.apply_config(louder)
+            assert (applied.reconfigured, applied.deferred) == ((), ())
+            assert abs(await heard() - (before + 6.0)) < 0.3
+            applied = await gateway.apply_config(with_port(louder, 0, tx_gain_db=-6.0))
+            assert (applied.reconfigured, applied.deferred) == ((), ())
+            assert abs(await heard() - before) < 0.3
+            assert gateway.lines == lines and gateway.lines[0].state is State.CONNECTED
+        finally:
+            await gateway.stop()
+
+    run(scenario, timeout=60)
