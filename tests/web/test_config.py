@@ -253,3 +253,33 @@ def test_a_busy_port_shows_its_settings_wait_for_the_call_to_end(tmp_path: Path)
         assert s.gateway.lines[0].hotline == "102"
 
     run(tmp_path, check)
+
+
+def test_gains_are_number_fields_on_the_page_and_in_the_api(tmp_path: Path) -> None:
+    """No web code names the gains: the schema's float fields come out as number inputs with their
+    help, a form's text becomes a number, the schema's errors show at the field, a save applies live."""
+    async def check(s: Site) -> None:
+        html = await (await s.client.get("/ports/1")).text()
+        field = re.search(r'<input type="number" step="any" name="rx_gain_db" id="f-rx_gain_db" value="0.0">'
+                          r'<small class="help">([^<]*)</small>', html)
+        assert field and field.group(1).startswith("Earpiece volume: dB added to the caller")
+        assert 'name="tx_gain_db"' in html
+        csrf = await s.csrf("/ports/1")
+        form = {f.name: str(f.default or "") for f in section_fields("ports") if f.kind != "flag"}
+        form.update(csrf=csrf, extension="101", enabled="on", rx_gain_db="+6.5", tx_gain_db="loud")
+        html = await (await s.client.post("/ports/1", data=form)).text()
+        assert 'id="f-tx_gain_db-error">must be a number of dB, got a string<' in html
+        form.update(tx_gain_db="-3")
+        assert (await s.client.post("/ports/1", data=form)).status == 200
+        assert (s.gateway.config.ports[0].rx_gain_db, s.gateway.config.ports[0].tx_gain_db) == (6.5, -3.0)
+        assert s.store.load().ports[0].rx_gain_db == 6.5
+        headers = {"X-CSRF-Token": csrf}
+        bad = await s.client.put("/api/v1/config/ports/1", headers=headers, json={"rx_gain_db": 12.25})
+        assert (await bad.json())["errors"] == [
+            {"field": "ports[0].rx_gain_db", "message": "must be -12 to +12 dB in 0.5 dB steps, got 12.25"}]
+        ok = await s.client.put("/api/v1/config/ports/1", headers=headers, json={"tx_gain_db": 1.5})
+        assert ok.status == 200 and s.gateway.config.ports[0].tx_gain_db == 1.5
+        prop = openapi_document()["components"]["schemas"]["PortConfig"]["properties"]["rx_gain_db"]
+        assert prop["type"] == "number" and prop["default"] == 0.0 and "Earpiece" in prop["description"]
+
+    run(tmp_path, check)
