@@ -100,6 +100,8 @@ class Pipeline:
         """Linear gain per port on the far end's voice toward the earpiece (`set_gains`)."""
         self._tx_gain = np.ones(ports)
         """Linear gain per port on the mouthpiece toward the network (`set_gains`)."""
+        self._rx_on = self._tx_on = False
+        """Any port's gain not 0 dB: at 0 dB everywhere the tick skips the multiply (bit-identical)."""
 
     # -- observers (the web page's scope, listen-only handset, DTMF test) ------------------------
     def add_tap(self, tap: Tap) -> None:
@@ -152,6 +154,7 @@ class Pipeline:
         the echo of what the line really carried."""
         self._rx_gain[port] = 10.0 ** (rx_db / 20.0)
         self._tx_gain[port] = 10.0 ** (tx_db / 20.0)
+        self._rx_on, self._tx_on = bool((self._rx_gain != 1.0).any()), bool((self._tx_gain != 1.0).any())
 
     def play_audio(self, port: int, audio: Int16Array, mute_s: float = 0.0) -> None:
         """Play `audio` once into `port`'s earpiece from the next tick on (CAS and type II caller ID
@@ -205,7 +208,7 @@ class Pipeline:
             suppress = np.array([s is not None and s.suppress for s in self.sessions])
             delayed = self.suppressor.process(near, suppress)
             up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
-        if (self._tx_gain != 1.0).any():
+        if self._tx_on:
             up = to_int16(up * self._tx_gain[:, None])
         lost = np.zeros(self.ports, dtype=bool)
         datagrams: list[tuple[int, Datagram]] = []
@@ -240,13 +243,13 @@ class Pipeline:
             if self._muted.any():
                 out[self._muted > 0] = 0.0
                 self._muted = np.maximum(self._muted - FRAME, 0)
-            if (self._rx_gain != 1.0).any():
+            if self._rx_on:
                 out *= self._rx_gain[:, None]
             out += tones
             if self._clips:
                 self._play_clips(out)
             self._far = to_int16(out)
-        elif (self._rx_gain != 1.0).any():
+        elif self._rx_on:
             self._far = to_int16(concealed * self._rx_gain[:, None])
         else:
             self._far = concealed
