@@ -589,7 +589,8 @@ class Gateway:
         elif isinstance(action, SendCallerId):
             self._offhook_callerid(port, action)
         elif isinstance(action, PlaceCall):
-            self._place(port, action.number, action.call, now, anonymous=action.anonymous)
+            self._place(port, action.number, action.call, now, anonymous=action.anonymous,
+                        account=action.account)
         elif isinstance(action, Answer) and leg is not None:
             self._answer(leg)
         elif isinstance(action, Hangup) and leg is not None:
@@ -684,7 +685,7 @@ class Gateway:
         self.board.lines[port].send_onhook_data(audio, now, reversal=standard == "v23")
 
     def _place(self, port: int, number: str, key: str, now: float, *, anonymous: bool = False,
-               hops: int = 0) -> None:
+               hops: int = 0, account: int = 0) -> None:
         target = self.extensions.get(number)
         line = self.lines[port]
         if target is not None:
@@ -692,7 +693,8 @@ class Gateway:
         elif self.agent is not None:
             leg = self._new_leg("sip", "", port, key)
             self._legs[key] = leg
-            self._spawn(self._sip_call(leg, number, anonymous=anonymous), f"call port {port + 1}")
+            self._spawn(self._sip_call(leg, number, anonymous=anonymous, account=account),
+                        f"call port {port + 1}")
         else:
             _log.info("port %d: %s is no extension here and there is no PBX", port + 1, number)
             self._soon(port, lambda: line.ended("no route", 404, self.board.now(), call=key))
@@ -702,20 +704,20 @@ class Gateway:
         asyncio.get_running_loop().call_soon(lambda: self._run(port, step()))
 
     async def _sip_call(self, leg: _Leg, number: str, *, anonymous: bool = False,
-                        replaces: Replaces | None = None) -> None:
-        """Place `leg`'s call: a dialled number goes out on the account its prefix picks; the call a
-        REFER asked for (`leg.replacing`) on the account of the call it replaces, to the Refer-To URI."""
+                        replaces: Replaces | None = None, account: int = 0) -> None:
+        """Place `leg`'s call: a dialled number goes out on the extra `account` its star code chose, else
+        on the one its prefix picks; the call a REFER asked for (`leg.replacing`) on the account of the
+        call it replaces, to the Refer-To URI."""
         assert self.agent is not None
         leg.bound = asyncio.ensure_future(self._bind(leg, self._media_host()))
         media = await leg.bound
         if self._legs.get(leg.key) is not leg and leg.replacing is None:
             return
         if leg.replacing is not None:
-            account = leg.account = leg.replacing.account
+            leg.account = leg.replacing.account
         else:
-            account, number = self.config.outgoing_account(leg.port, number)
-            leg.account = account
-        leg.id = self.agent.place_call(account, number, media, anonymous=anonymous, replaces=replaces)
+            leg.account, number = self.config.outgoing_account(leg.port, number, account)
+        leg.id = self.agent.place_call(leg.account, number, media, anonymous=anonymous, replaces=replaces)
         self._by_call[leg.id] = leg
 
     def _local_call(self, port: int, key: str, target: int, now: float, *, anonymous: bool = False,

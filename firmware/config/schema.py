@@ -277,7 +277,8 @@ class PortConfig:
 @dataclass(frozen=True)
 class ExtraAccount:
     """A second (third...) SIP account of a port: it registers on its own, its calls ring the same
-    phone with their own cadence, and numbers dialled with its `prefix` go out on it."""
+    phone with their own cadence, and numbers dialled with its `prefix` or after its `star_code` go
+    out on it."""
 
     extension: str
     auth_user: str = ""
@@ -286,7 +287,10 @@ class ExtraAccount:
     ring_cadence: str = ""
     """Empty means the port's cadence; a PBX's Alert-Info still wins per call."""
     prefix: str = ""
-    """Dialled before a number to call out on this account (stripped); empty: incoming only."""
+    """Dialled before a number to call out on this account (stripped); empty: no prefix."""
+    star_code: str = ""
+    """Keys (e.g. *81) that make the next call go out on this account: dial them, hear dial tone
+    again, dial the number; empty: none. Must not clash with the star codes."""
 
 
 def account_name(port: int, index: int = 0) -> str:
@@ -338,13 +342,16 @@ class Config:
 
     def port_features(self, index: int) -> FeatureConfig:
         """The line's feature settings of port `index` (restriction classes compiled)."""
-        f = self.ports[index].features
+        port = self.ports[index]
+        f = port.features
         classes = dict(self.restriction_classes)
         return FeatureConfig(codes=dict(self.star_codes), disabled=frozenset(f.disabled),
                              forward_no_answer_s=float(f.forward_no_answer_s), anonymous=f.anonymous,
                              warm_line=f.warm_line, warm_line_s=float(f.warm_line_s),
                              restrictions=tuple(RestrictionClass(n, DialPlan.parse(classes[n]))
-                                                for n in f.restrict))
+                                                for n in f.restrict),
+                             account_codes={a.star_code: k for k, a in enumerate(port.accounts, 1)
+                                            if a.star_code})
 
     def port_feature_state(self, index: int) -> FeatureState:
         """The programmable state a port starts with before the phone has changed anything."""
@@ -368,9 +375,12 @@ class Config:
         extra = self.ports[index].accounts[account - 1].ring_cadence if account else ""
         return extra or self.ports[index].ring_cadence or self.regional.ring_cadence
 
-    def outgoing_account(self, index: int, number: str) -> tuple[str, str]:
-        """(account name, number to send) for a number port `index` dialled: an account's prefix
-        selects that account and is stripped; otherwise the port's own account."""
+    def outgoing_account(self, index: int, number: str, chosen: int = 0) -> tuple[str, str]:
+        """(account name, number to send) for a number port `index` dialled: the extra account
+        `chosen` by its star code (1-based; the number as dialled), else an account whose prefix
+        starts the number (stripped), else the port's own account."""
+        if 0 < chosen <= len(self.ports[index].accounts):
+            return account_name(index, chosen), number
         for k, extra in enumerate(self.ports[index].accounts, start=1):
             if extra.prefix and number.startswith(extra.prefix) and len(number) > len(extra.prefix):
                 return account_name(index, k), number[len(extra.prefix):]
@@ -765,7 +775,8 @@ def _port_features(data: object, path: str, classes: set[str], errors: list[Fiel
     return cfg
 
 
-def _accounts(data: object, path: str, country: str, errors: list[FieldError]) -> tuple[ExtraAccount, ...]:
+def _accounts(data: object, path: str, country: str, star_codes: tuple[tuple[str, str], ...],
+              errors: list[FieldError]) -> tuple[ExtraAccount, ...]:
     if not isinstance(data, list):
         errors.append(FieldError(path, "must be an array of tables ([[ports.accounts]] blocks)"))
         return ()
@@ -781,17 +792,28 @@ def _accounts(data: object, path: str, country: str, errors: list[FieldError]) -
                                 else "must be at most 64 printable characters"),
             ring_cadence=t.text("ring_cadence", "", lambda v: _cadence_check(country)(v) if v else None),
             prefix=t.text("prefix", "", lambda v: None if not v or re.fullmatch(r"[0-9*#]{1,4}", v)
-                          else "must be 1-4 of 0-9 * #"))
+                          else "must be 1-4 of 0-9 * #"),
+            star_code=t.text("star_code", "", lambda v: None if not v or _STAR_CODE_RE.fullmatch(v)
+                             else "must be * or # and 1-4 digits, e.g. *81"))
         if "extension" not in t.data:
             t.error("extension", "is required")
         if account.prefix and account.prefix in [a.prefix for a in out]:
             t.error("prefix", f"{account.prefix} is already the prefix of another account of this port")
+        code = account.star_code if _STAR_CODE_RE.fullmatch(account.star_code) else ""
+        taken = [(c, f"star_codes.{name}") for name, c in star_codes] + \
+            [(a.star_code, f"accounts[{k}]") for k, a in enumerate(out) if a.star_code]
+        clash = next(((c, owner) for c, owner in taken
+                      if code and (c.startswith(code) or code.startswith(c))), None)
+        if clash is not None:  # one code the start of another would hide it
+            t.error("star_code", f"{code} clashes with {clash[0]} ({clash[1]}): neither may be the start "
+                                 "of the other")
         t.finish()
         out.append(account)
     return tuple(out)
 
 
-def _port(data: object, path: str, country: str, classes: set[str], errors: list[FieldError]) -> PortConfig:
+def _port(data: object, path: str, country: str, classes: set[str], star_codes: tuple[tuple[str, str], ...],
+          errors: list[FieldError]) -> PortConfig:
     t = _Table(data, path, errors)
     cfg = PortConfig(
         extension=t.text("extension", "", lambda v: None if _EXTENSION_RE.fullmatch(v)
@@ -813,7 +835,7 @@ def _port(data: object, path: str, country: str, classes: set[str], errors: list
         mwi_subscribe=t.flag("mwi_subscribe", False),
         voicemail=t.text("voicemail", "", _check_number),
         features=_port_features(t.data.get("features", {}), f"{path}.features", classes, errors),
-        accounts=_accounts(t.data.get("accounts", []), f"{path}.accounts", country, errors))
+        accounts=_accounts(t.data.get("accounts", []), f"{path}.accounts", country, star_codes, errors))
     t.known += ["features", "accounts"]
     if "extension" not in t.data:
         t.error("extension", "is required")
@@ -840,7 +862,8 @@ def parse_config(data: Mapping[str, Any]) -> Config:
         top.error("ports", "must be an array of tables ([[ports]] blocks)")
         raw_ports = []
     names = {name for name, _ in classes}
-    ports = tuple(_port(p, f"ports[{n}]", regional.country, names, errors) for n, p in enumerate(raw_ports))
+    ports = tuple(_port(p, f"ports[{n}]", regional.country, names, star_codes, errors)
+                  for n, p in enumerate(raw_ports))
     top.finish()
     if not ports:
         top.error("ports", "at least one [[ports]] block is required")

@@ -40,7 +40,8 @@ DEFAULT_STAR_CODES: Mapping[str, str] = {
 }
 """Star-code name -> keys (NANPA vertical service codes, see the module docstring)."""
 
-Purpose = Literal["forward_always", "forward_busy", "forward_no_answer", "anonymous", "show_id", "speed_dial"]
+Purpose = Literal["forward_always", "forward_busy", "forward_no_answer", "anonymous", "show_id", "speed_dial",
+                  "account"]
 """What the number collected after a star code is for."""
 COLLECTS: Mapping[str, Purpose] = {
     "forward_always_on": "forward_always", "forward_busy_on": "forward_busy",
@@ -105,6 +106,8 @@ class Collect:
     """The star code needs a number: give dial tone again and collect it for `purpose`."""
 
     purpose: Purpose
+    account: int = 0
+    """For an account's star code: that account (1 = the port's first ``[[ports.accounts]]``)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ class Confirm:
 class CallNumber:
     number: str
     anonymous: bool
+    account: int = 0
+    """The port's account chosen by star code (k = its k-th extra account); 0: its own, or the one
+    whose dial prefix the number starts with (the app decides)."""
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ class FeatureConfig:
     warm_line: str = ""
     warm_line_s: float = 5.0
     restrictions: tuple[RestrictionClass, ...] = ()
+    account_codes: Mapping[str, int] = field(default_factory=dict)
+    """Star code -> extra account (1-based): the number dialled after it goes out on that account."""
 
 
 @dataclass
@@ -203,6 +211,8 @@ class Features:
 
     def star_code(self, keys: str) -> StarResult | None:
         """The meaning of `keys` if they are exactly one of the port's star codes, else None."""
+        if (account := self.config.account_codes.get(keys)) is not None:
+            return Collect("account", account)
         name = next((n for n, code in self.config.codes.items() if code == keys), None)
         if name is None:
             return None
@@ -224,8 +234,10 @@ class Features:
             return self.call(self.last_caller) if self.last_caller else Refuse("no caller to return")
         return self.call(self.last_dialled) if self.last_dialled else Refuse("nothing to redial")
 
-    def collected(self, purpose: Purpose, number: str) -> StarResult:
-        """The number dialled after a star code that asked for one (`Collect`)."""
+    def collected(self, purpose: Purpose, number: str, account: int = 0) -> StarResult:
+        """The number dialled after a star code that asked for one (`Collect`, with its `account`)."""
+        if purpose == "account":
+            return self.call(number, account=account)
         if purpose in ("anonymous", "show_id"):
             return self.call(number, anonymous=purpose == "anonymous")
         target = number[1:] if purpose == "speed_dial" else number
@@ -237,12 +249,12 @@ class Features:
         setattr(self.state, purpose, number)
         return Confirm()
 
-    def call(self, number: str, *, anonymous: bool | None = None) -> StarResult:
-        """Call `number` unless barred; remembers it for redial."""
+    def call(self, number: str, *, anonymous: bool | None = None, account: int = 0) -> StarResult:
+        """Call `number` (on `account`, see CallNumber) unless barred; remembers it for redial."""
         if (bar := self.barred(number)) is not None:
             return Refuse(f"{number} is barred ({bar})")
         self.last_dialled = number
-        return CallNumber(number, self.config.anonymous if anonymous is None else anonymous)
+        return CallNumber(number, self.config.anonymous if anonymous is None else anonymous, account)
 
     def speed_number(self, slot: str) -> str | None:
         if not self.enabled("speed_dial"):

@@ -103,6 +103,8 @@ class PlaceCall:
     number: str
     anonymous: bool = False
     """Withhold our identity for this call (RFC 3323 privacy, *67 or the port's setting)."""
+    account: int = 0
+    """The port's extra account chosen by its star code (1 = the first); 0: the app picks by prefix."""
     call: str = field(default="", compare=False)
     """The key the port gives this call (its actions and inputs name it)."""
 
@@ -294,6 +296,8 @@ class PortLine:
     _cas_until: float | None = None
     _purpose: feat.Purpose | None = None
     """A star code asked for a number: what the digits being collected are for."""
+    _account: int = 0
+    """With the purpose "account": the extra account the number goes out on (set with `_purpose`)."""
     _warm: float | None = None
     """Warm line: when the configured number is dialled if no key comes first."""
     _collector: DigitCollector | None = None
@@ -631,7 +635,8 @@ class PortLine:
         if f is not None:
             if isinstance(result, Dial):
                 number = result.number
-                return self._star(f.collected(purpose, number) if purpose else f.call(number), now)
+                return self._star(f.collected(purpose, number, self._account) if purpose else f.call(number),
+                                  now)
             keys = result.digits if isinstance(result, Timeout | NoMatch) else ""
             speed = f.speed_number(keys) if purpose is None and len(keys) == 1 else None
             if speed:
@@ -644,24 +649,24 @@ class PortLine:
         """Carry out what a star code, a collected number or a feature-checked number came to."""
         assert self.features is not None
         if isinstance(result, feat.Collect):  # a second dial tone for the number
-            self._purpose = result.purpose
+            self._purpose, self._account = result.purpose, result.account
             plan = feat.SPEED_DIAL_PLAN if result.purpose == "speed_dial" else self.plan
             self._collector = plan.collector(now)
             self.state = State.DIALTONE
             return self._play("dial")
         if isinstance(result, feat.CallNumber):
-            return self._place(result.number, now, anonymous=result.anonymous)
+            return self._place(result.number, now, anonymous=result.anonymous, account=result.account)
         if isinstance(result, feat.Confirm):
             saved = feat.FeatureState.from_json(self.features.state.to_json())
             return [SaveFeatures(saved), *self._fail("confirmation", now)]
         return self._stop_tone() + self._fail("congestion", now)  # refused: reorder
 
-    def _place(self, number: str, now: float, *, anonymous: bool = False) -> list[Action]:
+    def _place(self, number: str, now: float, *, anonymous: bool = False, account: int = 0) -> list[Action]:
         self._seq += 1
         key = f"{self.port}:{self._seq}"
         self.state = State.CALLING
         self._call = _Call("out", number, now, key=key)
-        return [PlaceCall(number, anonymous, call=key)]
+        return [PlaceCall(number, anonymous, account, call=key)]
 
     def _failure_tone(self, status: int | None) -> str:
         if status in BUSY_STATUSES:

@@ -134,3 +134,23 @@ def test_account_errors_are_per_field(tmp_path: Path) -> None:
     store = ConfigStore(tmp_path / "hookflash.toml")
     store.save(cfg)
     assert store.load() == cfg and "[[ports.accounts]]" in (tmp_path / "hookflash.toml").read_text()
+
+
+def test_an_account_star_code_reaches_the_line_and_may_not_hide_another_code() -> None:
+    cfg = load_config(ACCOUNTS.replace('prefix = "8"', 'prefix = "8"\nstar_code = "*81"'))
+    assert cfg.ports[0].accounts[0].star_code == "*81"
+    assert cfg.port_features(0).account_codes == {"*81": 1} and cfg.port_features(1).account_codes == {}
+    assert cfg.outgoing_account(0, "82125551234", 1) == ("0.1", "82125551234"), "chosen: sent as dialled"
+    more = "".join(f'\n[[ports.accounts]]\nextension = "{ext}"\nstar_code = "{code}"'
+                   for ext, code in (("302", "*5"), ("303", "*51"), ("304", "81")))
+    found = errors(ACCOUNTS.replace('prefix = "8"', f'star_code = "*8"{more}'))
+    assert found == [
+        "ports[0].accounts[0].star_code: *8 clashes with *82 (star_codes.show_id_call): neither may be the "
+        "start of the other",
+        "ports[0].accounts[2].star_code: *51 clashes with *5 (accounts[1]): neither may be the start of the "
+        "other",
+        "ports[0].accounts[3].star_code: must be * or # and 1-4 digits, e.g. *81"]
+    moved = ACCOUNTS.replace('prefix = "8"', 'star_code = "*41"').replace("[[ports]]", '[star_codes]\n'
+                                                                           'redial = "*4"\n[[ports]]', 1)
+    assert errors(moved) == ["ports[0].accounts[0].star_code: *41 clashes with *4 (star_codes.redial): "
+                             "neither may be the start of the other"]

@@ -135,6 +135,26 @@ def test_a_disabled_feature_gives_reorder_and_its_config_state_is_ignored() -> N
     assert p.state is State.TONE
 
 
+def test_an_account_star_code_sends_the_next_call_out_on_that_account() -> None:
+    """*81 then a number: the call goes out on the port's first extra account (dial tone again between,
+    as after *67); the call after it is back on the port's own account; a barred number stays barred."""
+    p = line(FeatureConfig(account_codes={"*81": 1, "*83": 2}, restrictions=(INTERNATIONAL,)))
+    off(p, 0.0)
+    assert dial(p, "*81", 1.0)[-1] == PlayTone("dial")
+    assert p.state is State.DIALTONE
+    assert dial(p, "2125551234", 2.0)[-1] == PlaceCall("2125551234", account=1)
+    on(p, 10.0)
+    assert star(p, "*83", "101", t=11.0)[-1] == PlaceCall("101", account=2)
+    on(p, 20.0)
+    off(p, 21.0)
+    assert dial(p, "2125551234", 22.0)[-1] == PlaceCall("2125551234", account=0)
+    on(p, 30.0)
+    assert star(p, "*81", "011441234567", t=31.0)[-1] == PlayTone("congestion")
+    assert feats(p).last_dialled == "2125551234"
+    on(p, 40.0)
+    assert star(p, "*66", t=41.0)[-1] == PlaceCall("2125551234", account=0), "redial: own account"
+
+
 def test_star_67_makes_one_call_anonymous_and_82_shows_one() -> None:
     p = line()
     assert star(p, "*67", "2125551234")[-1] == PlaceCall("2125551234", anonymous=True)
