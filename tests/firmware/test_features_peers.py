@@ -220,6 +220,7 @@ extension = "301"
 password = "pw-301"
 ring_cadence = "bellcore-dr2"
 prefix = "8"
+star_code = "*81"
 """
 
 
@@ -228,7 +229,8 @@ def test_a_second_account_on_one_port_rings_its_own_cadence(
         tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
     """Port 1 registers 201 (home) and 301 (business, Bellcore-dr2 long-long ring, prefix 8) to
     Kamailio. baresip calls 301: the virtual phone rings 0.8 on 0.4 off 0.8; then 201: the normal 2 s
-    burst. Dialling 8 + 202 goes out on the business account (From 301 at Kamailio)."""
+    burst. Dialling 8 + 202 goes out on the business account (From 301 at Kamailio), and so does *81,
+    dial tone, 202."""
     kamailio = kamailio_factory(users={"201": "pw-201", "301": "pw-301", "202": "pw-202"})
     caller = register_phone(kamailio, "202", answermode="auto")
     assert kamailio.ports is not None
@@ -269,6 +271,23 @@ def test_a_second_account_on_one_port_rings_its_own_cadence(
             phone.dial_dtmf("8202#", board.now())
             await until(lambda: gw.lines[0].state is State.CONNECTED, 10, "answered by baresip 202")
             assert "REQ INVITE sip:202@" in kamailio.log() and "fU=301" in kamailio.log()
+            phone.hang_up(board.now())
+
+            def invites(user: str) -> int:
+                return sum("REQ INVITE sip:202@" in line and f"fU={user}" in line
+                           for line in kamailio.log().splitlines())
+
+            before = invites("301"), invites("201")
+            await until(lambda: gw.lines[0].state is State.IDLE, 10, "the prefix call is over")
+            await asyncio.sleep(1.0)
+            phone.lift(board.now())
+            await asyncio.sleep(0.4)
+            keyed = phone.dial_dtmf("*81", board.now())
+            await until(lambda: board.now() > keyed + 0.3 and gw.lines[0].state is State.DIALTONE, 5,
+                        "dial tone again after *81")
+            phone.dial_dtmf("202#", board.now())
+            await until(lambda: gw.lines[0].state is State.CONNECTED, 10, "answered by baresip 202")
+            assert invites("301") > before[0] and invites("201") == before[1], "*81: the business account"
             phone.hang_up(board.now())
         finally:
             await gw.stop()
