@@ -412,8 +412,8 @@ def _port_page(request: web.Request, index: int, values: dict[str, Any], errors:
 def _accounts_html(request: web.Request, index: int, doc: dict[str, Any], account: Account | None) -> str:
     """One form per extra account (save, remove) and one to add an account."""
     intro = ('<p class="help">Further SIP accounts on this phone, e.g. a business line: each registers on '
-             'its own, its calls ring with its own cadence, and numbers dialled after its prefix go out on '
-             'it.</p>')
+             'its own, its calls ring with its own cadence, and numbers dialled after its prefix or its star '
+             'code go out on it.</p>')
     if index >= len(doc["ports"]):
         return (f'<section id="accounts"><h2>Additional accounts</h2>{intro}<p class="muted">Save the port '
                 f'first, then add accounts.</p></section>')
