@@ -96,10 +96,12 @@ class Pipeline:
         self._groups: list[tuple[npt.NDArray[np.int64], bool, list[tuple[int, MediaSession]]]] = []
         """(ports, is A-law, their (port, session) pairs) per codec among ports in a call."""
         self._taps: list[Tap] = []
+        self._gains_db = np.zeros((2, ports))
+        """The configured (rx, tx) gain per port in dB (`set_gains`)."""
         self._rx_gain = np.ones(ports)
-        """Linear gain per port on the far end's voice toward the earpiece (`set_gains`)."""
+        """Linear gain per port on the far end's voice toward the earpiece (1 on a fax call)."""
         self._tx_gain = np.ones(ports)
-        """Linear gain per port on the mouthpiece toward the network (`set_gains`)."""
+        """Linear gain per port on the mouthpiece toward the network (1 on a fax call)."""
         self._rx_on = self._tx_on = False
         """Any port's gain not 0 dB: at 0 dB everywhere the tick skips the multiply (bit-identical)."""
 
@@ -151,9 +153,15 @@ class Pipeline:
         network, after echo cancellation), in dB; takes effect on the next tick. Call-progress tones
         and clips (CAS, caller ID) are not scaled: their levels are the country's and the standard's.
         The echo canceller's far-end reference is the earpiece frame after this gain, so it models
-        the echo of what the line really carried."""
-        self._rx_gain[port] = 10.0 ** (rx_db / 20.0)
-        self._tx_gain[port] = 10.0 ** (tx_db / 20.0)
+        the echo of what the line really carried. A fax/modem call is G.711 pass-through: no gain."""
+        self._gains_db[:, port] = rx_db, tx_db
+        self._update_gains()
+
+    def _update_gains(self) -> None:
+        """The linear gains the tick applies: the configured ones, 0 dB on ports in fax pass-through
+        (a gained modem signal could clip, and the fax machines set their own levels, T.30)."""
+        fax = np.array([s is not None and s.fax for s in self.sessions])
+        self._rx_gain, self._tx_gain = np.where(fax, 1.0, 10.0 ** (self._gains_db / 20.0))
         self._rx_on, self._tx_on = bool((self._rx_gain != 1.0).any()), bool((self._tx_gain != 1.0).any())
 
     def play_audio(self, port: int, audio: Int16Array, mute_s: float = 0.0) -> None:
@@ -180,6 +188,7 @@ class Pipeline:
             if members:
                 groups.append((np.array([p for p, _ in members], dtype=np.int64), alaw, members))
         self._groups = groups
+        self._update_gains()
 
     def _enter_fax(self, port: int, session: MediaSession) -> None:
         """G.711 pass-through for a fax/modem call: echo canceller off, fixed jitter buffer."""

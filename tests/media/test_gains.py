@@ -156,3 +156,23 @@ def test_echo_is_still_cancelled_with_rx_gain() -> None:
         assert power_db(echo_in) - power_db(returned) >= 25.0
     finally:
         c.close()
+
+
+def test_a_fax_call_passes_through_without_gain() -> None:
+    """V.25 answer tone from the far end: the port switches to G.711 pass-through, and its +6 dB rx gain
+    stops applying (a modem signal gained could clip); it applies again to the port's next call."""
+    c = Call(echo=None)
+    try:
+        c.pipe.set_gains(0, 6.0, 6.0)
+        n = np.arange(4 * RATE)
+        c.far_source = source(tone([2100.0], -12.0, n.size) * np.where((n // 3600) % 2, -1.0, 1.0))
+        c.run(2.0)
+        assert c.near.fax
+        assert abs(float(power_dbm0(c.phone.earpiece(0.5))) - -12.0) < 0.5
+        assert c.pipe.detach(0) is c.near
+        c.pipe.attach(0, session(0))
+        voice = to_int16(tone([TEST_HZ], -20.0, 40 * FRAME))
+        ear, _ = run(c.pipe, [np.zeros_like(voice)], [voice], first=1000)
+        assert abs(float(power_dbm0(ear[0, -20 * FRAME:])) - -14.0) <= 0.2
+    finally:
+        c.close()
