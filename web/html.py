@@ -25,7 +25,9 @@ LABELS = {"callerid": "Caller ID standard", "auth_user": "Authentication user", 
           "forward_no_answer_s": "Forward on no answer after (s)", "warm_line_s": "Warm line after (s)",
           "restrict": "May not call", "disabled": "Switched off", "anonymous": "Every call anonymous",
           "prefix": "Dialling prefix", "dnd_on": "Do not disturb on", "dnd_off": "Do not disturb off",
-          "show_id_call": "Show caller ID (one call)", "anonymous_call": "Anonymous (one call)"}
+          "show_id_call": "Show caller ID (one call)", "anonymous_call": "Anonymous (one call)",
+          "rx_gain_db": "Earpiece gain (dB)", "tx_gain_db": "Mouthpiece gain (dB)",
+          "star_code": "Star code for the next call"}
 
 
 def esc(value: object) -> str:

@@ -263,7 +263,7 @@ def test_gains_are_number_fields_on_the_page_and_in_the_api(tmp_path: Path) -> N
         field = re.search(r'<input type="number" step="any" name="rx_gain_db" id="f-rx_gain_db" value="0.0">'
                           r'<small class="help">([^<]*)</small>', html)
         assert field and field.group(1).startswith("Earpiece volume: dB added to the caller")
-        assert 'name="tx_gain_db"' in html
+        assert 'name="tx_gain_db"' in html and ">Earpiece gain (dB)</label>" in html
         csrf = await s.csrf("/ports/1")
         form = {f.name: str(f.default or "") for f in section_fields("ports") if f.kind != "flag"}
         form.update(csrf=csrf, extension="101", enabled="on", rx_gain_db="+6.5", tx_gain_db="loud")
