@@ -107,7 +107,8 @@ def test_extra_account_password_is_write_only(tmp_path: Path) -> None:
         headers = {"X-CSRF-Token": csrf}
         port = await (await s.client.get("/api/v1/config/ports/2")).json()
         assert port["accounts"] == [{"extension": "301", "auth_user": "", "password": MASK,
-                                     "display_name": "Business", "ring_cadence": "", "prefix": "8"}]
+                                     "display_name": "Business", "ring_cadence": "", "prefix": "8",
+                                     "star_code": ""}]
         for path in ("/api/v1/config", "/api/v1/config/ports/2", "/ports/2", "/ports.csv"):
             assert "business-secret" not in await (await s.client.get(path)).text(), path
         # the document read back and sent again keeps the secret (MASK matched by extension)
@@ -123,11 +124,13 @@ def test_extra_account_password_is_write_only(tmp_path: Path) -> None:
         assert [e["field"] for e in (await new.json())["errors"]] == ["ports[1].accounts[1].password"]
         # the page: an empty password keeps it, a new one replaces it
         page = await s.client.post("/ports/2/accounts/1", data={"csrf": csrf, "extension": "301",
-                                                                 "password": "", "prefix": "7"})
+                                                                 "password": "", "prefix": "7",
+                                                                 "star_code": "*81"})
         html = await page.text()
         assert page.status == 200 and "Applied now to port 2." in html and "business-secret" not in html
         account = s.gateway.config.ports[1].accounts[0]
-        assert (account.prefix, account.password.reveal()) == ("7", "business-secret")
+        assert (account.prefix, account.star_code) == ("7", "*81")
+        assert account.password.reveal() == "business-secret"
         assert 'id="f-a1-password" value="" autocomplete="new-password" placeholder="******"' in html
         added = await s.client.post("/ports/2/accounts/new", data={"csrf": csrf, "extension": "302",
                                                                    "password": "second-secret"})
