@@ -85,6 +85,22 @@ async def answer_call_from(gateway: Gateway, board: SimBoard, far: Baresip, uri:
     await asyncio.sleep(1.0)
 
 
+async def flash_and_dial(gateway: Gateway, board: SimBoard, number: str) -> None:
+    """Flash (the call goes on hold), wait for recall dial tone, dial `number` by DTMF."""
+    phone = board.phones[0]
+    phone.flash(board.now())
+    await until(lambda: gateway.lines[0].state is State.DIALTONE, 3, "recall dial tone")
+    await asyncio.sleep(0.3)
+    phone.dial_dtmf(number, board.now())
+
+
+async def consult(gateway: Gateway, board: SimBoard, far: Baresip, number: str) -> None:
+    """`flash_and_dial` a baresip that auto-answers: the consultation call is up."""
+    await flash_and_dial(gateway, board, number)
+    await blocking(far.wait_event, "CALL_ESTABLISHED", timeout=10)
+    await until(lambda: gateway.lines[0].state is State.CONNECTED, 5, "consultation answered")
+
+
 def heard(phone_audio: np.ndarray[Any, Any], hz: float) -> bool:
     return near(strongest(phone_audio, 1), [hz], tol=15)
 
@@ -185,10 +201,7 @@ def test_blind_transfer_by_flash_dial_and_hang_up(
     async def scenario(gateway: Gateway, board: SimBoard) -> None:
         phone = board.phones[0]
         await answer_call_from(gateway, board, transferee.phone, kamailio.uri("201"))
-        phone.flash(board.now())
-        await until(lambda: gateway.lines[0].state is State.DIALTONE, 3, "recall dial tone")
-        await asyncio.sleep(0.3)
-        phone.dial_dtmf("203", board.now())
+        await flash_and_dial(gateway, board, "203")
         ours = await blocking(target.phone.wait_event, "CALL_INCOMING", timeout=10)
         assert "201" in peer_of(ours)
         phone.hang_up(board.now())
@@ -220,12 +233,7 @@ def test_attended_transfer_after_the_consultation_answered(
     async def scenario(gateway: Gateway, board: SimBoard) -> None:
         phone = board.phones[0]
         await answer_call_from(gateway, board, transferee.phone, kamailio.uri("201"))
-        phone.flash(board.now())
-        await until(lambda: gateway.lines[0].state is State.DIALTONE, 3, "recall dial tone")
-        await asyncio.sleep(0.3)
-        phone.dial_dtmf("203", board.now())
-        await blocking(target.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
-        await until(lambda: gateway.lines[0].state is State.CONNECTED, 5, "consultation answered")
+        await consult(gateway, board, target.phone, "203")
         await asyncio.sleep(1.5)
         assert heard(phone.earpiece(0.5), 1300), "the phone talks to 203"
         phone.hang_up(board.now())
@@ -252,12 +260,7 @@ def test_three_way_conference_with_two_baresips_mixed_locally(
     async def scenario(gateway: Gateway, board: SimBoard) -> None:
         phone = board.phones[0]
         await answer_call_from(gateway, board, first.phone, kamailio.uri("201"))
-        phone.flash(board.now())
-        await until(lambda: gateway.lines[0].state is State.DIALTONE, 3, "recall dial tone")
-        await asyncio.sleep(0.3)
-        phone.dial_dtmf("203", board.now())
-        await blocking(second.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
-        await until(lambda: gateway.lines[0].state is State.CONNECTED, 5, "consultation answered")
+        await consult(gateway, board, second.phone, "203")
         await asyncio.sleep(0.5)
         phone.flash(board.now())
         await until(lambda: gateway.lines[0].state is State.CONFERENCE, 3, "conference")
