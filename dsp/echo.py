@@ -46,9 +46,12 @@ In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the fr
   that of Sin or of Sout, whichever is smaller: once converged, Sout has no echo left to mistake for
   talk, so a 6 dB path whose echo peaks reach half the Rin peak no longer stalls adaptation, while
   near-end speech is in both and still detected.
-* NLP (non-linear processor): while the far end is active, no double talk is flagged and the residual
-  is at least 12 dB below the echo estimate, the block is replaced by comfort noise (white) at the
-  near-end background level, tracked by a minimum follower on Sout, so the line never goes dead.
+* NLP (non-linear processor): while the far end is active, no double talk is flagged, the residual
+  is at least 12 dB below the echo estimate and within 12 dB of what the best ERLE so far would
+  leave of it, the block is replaced by comfort noise (white) at the near-end background level,
+  tracked by a minimum follower on Sout, so the line never goes dead. The second condition keeps
+  near-end speech the Geigel detector misses (quieter than the echo of two loud far ends in a
+  conference, or on a 6 dB hybrid) out of the NLP's reach.
 * Tone disabler (ITU-T G.165 behaviour): a 2100 Hz answer tone with phase reversals (V.25 ANS with
   reversals every 450 ms: fax and modems that want no canceller), on Rin or Sin, bypasses the
   canceller; a 2100 Hz tone without reversals does not (it disables only G.164 echo suppressors).
@@ -121,6 +124,12 @@ ADDING_RATIO = 2.0
 ERLE_SMOOTH_S = 0.200
 CONVERGED_ERLE_DB = 20.0
 NLP_RESIDUAL_DB = -12.0
+NLP_MARGIN_DB = 12.0
+"""...and only while the residual is within this of what the canceller's best ERLE so far leaves of
+the echo estimate: near-end speech too quiet for the Geigel detector (two loud far ends in a
+conference, a 6 dB hybrid) stands far above that and passes, where the -12 dB rule alone cut it."""
+NLP_BEST_DECAY_DB_PER_S = 1.0
+"""How fast that best ERLE is forgotten (so an echo path change gets its NLP back within seconds)."""
 """NLP acts only while the residual is this far below the echo estimate (so near-end speech passes)."""
 NOISE_RISE_DB_PER_S = 3.0
 """How fast the background-noise follower may rise (it falls at once to a quieter block)."""
@@ -181,6 +190,9 @@ class EchoCanceller:
         self._startup_until = 10.0 ** (-STARTUP_UNTIL_DB / 10.0)
         self._a_erle = smooth(ERLE_SMOOTH_S)
         self._noise_rise = 10.0 ** (NOISE_RISE_DB_PER_S / blocks_per_s / 10.0)
+        self._best_decay = 10.0 ** (-NLP_BEST_DECAY_DB_PER_S / blocks_per_s / 10.0)
+        self._nlp_residual = 10.0 ** (NLP_RESIDUAL_DB / 10.0)
+        self._nlp_margin = 10.0 ** (NLP_MARGIN_DB / 10.0)
         self._hangover = max(1, round(DOUBLE_TALK_HANGOVER_S * blocks_per_s))
         # One partition's E|X|^2 for white noise at REGULARISE_DBM0 (2B x its variance).
         self._reg = 2 * b * _dbm0_power(REGULARISE_DBM0)
@@ -228,6 +240,8 @@ class EchoCanceller:
         (ERLE_SMOOTH_S, the ERLE estimate)."""
         self._alphas = np.full((ports, 4), self._a_path)
         self._noise = np.full(ports, np.inf)
+        self._best = np.zeros(ports)
+        """Best smoothed ERLE (Sin / Sout power) since `reset`, forgotten at NLP_BEST_DECAY_DB_PER_S."""
 
         # Tone disabler state, [2 (Rin, Sin), ports].
         self._t0 = 0
@@ -375,7 +389,9 @@ class EchoCanceller:
         out: FloatArray = e_fg
         if self.nlp:
             y_pow = np.einsum("pn,pn->p", y, y)
-            suppress = far_only & (pe_fg < 10.0 ** (NLP_RESIDUAL_DB / 10.0) * y_pow)
+            self._best = np.maximum(self._best * self._best_decay, levels[:, 2] / (levels[:, 3] + 1e-9))
+            suppress = far_only & (pe_fg < self._nlp_residual * y_pow) & (pe_fg * self._best
+                                                                          < self._nlp_margin * y_pow)
             if _any(suppress):
                 noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
                 out = np.where(suppress[:, None], noise, out)
@@ -531,7 +547,7 @@ class EchoCanceller:
         """Forget the echo path of `port` (a new call, so a new line and a new hybrid balance)."""
         for arr in (self._W, self._X, self._xpow, self._xx, self._peaks, self._powers, self._dt_left,
                     self._pe, self._levels, self._converged, self._hist, self._rxx, self._rxd,
-                    self._loudest, self._ls_blocks):
+                    self._loudest, self._ls_blocks, self._best):
             arr[port] = 0.0
         self._open[port] = True
         self._noise[port] = np.inf
