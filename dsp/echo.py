@@ -131,6 +131,10 @@ conference, a 6 dB hybrid) stands far above that and passes, where the -12 dB ru
 NLP_BEST_DECAY_DB_PER_S = 1.0
 """How fast that best ERLE is forgotten (so an echo path change gets its NLP back within seconds)."""
 """NLP acts only while the residual is this far below the echo estimate (so near-end speech passes)."""
+COMFORT_BLOCKS = 401
+"""Blocks of white noise in the comfort-noise table (8 s at 20 ms: no loop a listener could hear in
+a background at -65 dBm0; prime, so the ports' offsets never line up)."""
+COMFORT_PORT_STRIDE = 97
 NOISE_RISE_DB_PER_S = 3.0
 """How fast the background-noise follower may rise (it falls at once to a quieter block)."""
 TONE_HZ = 2100.0
@@ -181,7 +185,11 @@ class EchoCanceller:
         self._parts = math.ceil(tail_ms * sample_rate / 1000.0 / b)
         bins = b + 1
         blocks_per_s = sample_rate / b
-        self._rng = np.random.default_rng(seed)
+        # Comfort noise: white, from a table of COMFORT_BLOCKS blocks (8 s at 20 ms), each port
+        # reading it in turn from its own offset: drawing fresh normals for every port each block
+        # cost more than any other step of the NLP.
+        self._comfort = np.random.default_rng(seed).standard_normal((COMFORT_BLOCKS, b)).astype(np.float32)
+        self._comfort_at = np.arange(ports) * COMFORT_PORT_STRIDE % COMFORT_BLOCKS
 
         def smooth(tau_s: float) -> float:
             return math.exp(-1.0 / (tau_s * blocks_per_s))
@@ -393,8 +401,9 @@ class EchoCanceller:
             suppress = far_only & (pe_fg < self._nlp_residual * y_pow) & (pe_fg * self._best
                                                                           < self._nlp_margin * y_pow)
             if _any(suppress):
-                noise = self._rng.standard_normal((self.ports, b)) * np.sqrt(self._noise / b)[:, None]
+                noise = self._comfort[self._comfort_at] * np.sqrt(self._noise / b)[:, None]
                 out = np.where(suppress[:, None], noise, out)
+        self._comfort_at = (self._comfort_at + 1) % COMFORT_BLOCKS
         self._t0 = (self._t0 + b) % self.sample_rate  # 2100 Hz makes whole cycles in a second
         if _any(bypass):
             out = np.where(bypass[:, None], d, out)
