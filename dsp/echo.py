@@ -246,7 +246,9 @@ class EchoCanceller:
         """Smoothed energies, one update for all: the foreground error and Sin over every block
         (PATH_SMOOTH_S, for the G.168 test 5 check), then Sin and Sout over far-end-only blocks
         (ERLE_SMOOTH_S, the ERLE estimate)."""
-        self._alphas = np.full((ports, 4), self._a_path)
+        self._gains = np.full((ports, 4), 1.0 - self._a_path)
+        """Smoothing gains (1 - the time constant's factor) per `_levels` column; 0 holds a value."""
+        self._fresh = np.zeros((ports, 4))
         self._noise = np.full(ports, np.inf)
         self._best = np.zeros(ports)
         """Best smoothed ERLE (Sin / Sout power) since `reset`, forgotten at NLP_BEST_DECAY_DB_PER_S."""
@@ -360,8 +362,9 @@ class EchoCanceller:
                 self._step(tracking, e_bg)
             # Two-path control: the two filters' errors are compared over the blocks the background
             # adapts on (double talk and silence excluded), and a clearly better background is copied.
-            gain = np.where(adapt, 1.0 - self._a_path, 0.0)[:, None]
-            self._pe += gain * (np.stack([pe_fg, pe_bg, power[1]], axis=1) - self._pe)
+            fresh = self._fresh[:, :3]
+            fresh[:, 0], fresh[:, 1], fresh[:, 2] = pe_fg, pe_bg, power[1]
+            self._pe += np.where(adapt, 1.0 - self._a_path, 0.0)[:, None] * (fresh - self._pe)
             # Start-up: count the block, end the start-up where it is done, solve for the rest.
             if any_starting:
                 learning = adapt & starting
@@ -382,9 +385,12 @@ class EchoCanceller:
         # Sout well above Sin: the model adds echo rather than removing it (the path has gone,
         # G.168 test 5), so the zero filter beats it; restart the foreground from there. The same
         # update smooths the ERLE metric's energies over far-end-only blocks.
-        self._alphas[:, 2:] = np.where(far_only, self._a_erle, 1.0)[:, None]
+        self._gains[:, 2:] = np.where(far_only, 1.0 - self._a_erle, 0.0)[:, None]
+        fresh = self._fresh  # columns written one by one: np.stack costs more than the arithmetic
+        fresh[:, 0] = fresh[:, 3] = pe_fg
+        fresh[:, 1] = fresh[:, 2] = power[1]
         levels = self._levels
-        levels += (1.0 - self._alphas) * (np.stack([pe_fg, power[1], power[1], pe_fg], axis=1) - levels)
+        levels += self._gains * (fresh - levels)
         adds = levels[:, 0] > ADDING_RATIO * levels[:, 1]
         if _any(adds):
             self._W[adds, 0] = 0.0
