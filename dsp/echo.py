@@ -496,7 +496,8 @@ class EchoCanceller:
         ring = sfft.irfft(cut * sfft.rfft(h, n=n), n=n)
         ring[:taps] = 0.0
         ring[2 * taps - 1:] = 0.0
-        return sfft.irfft(sfft.rfft(ring) * np.conj(cut), n=n)[:taps]
+        correction: FloatArray = sfft.irfft(sfft.rfft(ring) * np.conj(cut), n=n)[:taps]
+        return correction
 
     def _gradient(self, X: ComplexArray, xpow: Float32Array, e: RealArray) -> ComplexArray:
         """The background filter's step for these ports: per-bin normalised (NLMS), constrained to
@@ -510,14 +511,16 @@ class EchoCanceller:
         power += BIN_FLOOR * power.mean(axis=1, keepdims=True) + self._reg
         E *= STEP / power
         g = sfft.irfft(np.conj(X) * E[:, None, :], axis=2)
-        return sfft.rfft(g[:, :, :b], n=2 * b, axis=2)
+        step: ComplexArray = sfft.rfft(g[:, :, :b], n=2 * b, axis=2)
+        return step
 
     def _estimate(self, ports: BoolArray, which: int) -> RealArray:
         """The foreground (`which` 0) or background (1) echo estimate [ports, B], computed for the
         ports set only (for ports whose Rin was silent over the tail it is exactly zero)."""
         b = self.block
         if _all(ports):
-            return sfft.irfft((self._X * self._W[:, which]).sum(axis=1), axis=1)[:, b:]
+            y_all: RealArray = sfft.irfft((self._X * self._W[:, which]).sum(axis=1), axis=1)[:, b:]
+            return y_all
         y = np.zeros((self.ports, b), dtype=np.float32)
         if _any(ports):
             rows = np.flatnonzero(ports)
