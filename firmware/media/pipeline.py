@@ -91,6 +91,9 @@ class Pipeline:
         """Detector sample at which each port's session started (its DTMF timeline's zero)."""
         self._samples = 0
         self._far = np.zeros((ports, FRAME), dtype=np.int16)
+        self._both = np.zeros((2 * ports, FRAME))
+        """Uplink then earpiece audio of the tick as float, shared by the level meters and the fax
+        detector (one conversion, one power computation)."""
         self._relay = np.zeros(ports, dtype=bool)
         self._active: list[tuple[int, MediaSession]] = []
         self._groups: list[tuple[npt.NDArray[np.int64], bool, list[tuple[int, MediaSession]]]] = []
@@ -262,9 +265,11 @@ class Pipeline:
             self._far = to_int16(concealed * self._rx_gain[:, None])
         else:
             self._far = concealed
-        both = np.concatenate([near, self._far])
-        self.levels.update(both)
-        fax = self._fax(both)
+        both = self._both
+        both[:self.ports], both[self.ports:] = near, self._far
+        power = np.vecdot(both, both)  # exact: integer samples, sums far below 2**53
+        self.levels.feed(power / FRAME)
+        fax = self._fax(both, power)
         self._samples += FRAME
         result = TickResult(self._far, datagrams, dtmf, fax)
         for tap in self._taps:
@@ -292,9 +297,9 @@ class Pipeline:
             assert session is not None
             session.handle_dtmf(evs, float(power_dbm0(near[port])))
 
-    def _fax(self, both: Int16Array) -> list[FaxEvent]:
+    def _fax(self, both: npt.NDArray[np.float64], power: npt.NDArray[np.float64]) -> list[FaxEvent]:
         """Detect CNG/CED either way; a port in a call switches to pass-through on the first one."""
-        cng, ced = self.faxdetect.process(both)
+        cng, ced = self.faxdetect.process(both, power)
         if not (cng.any() or ced.any()):
             return []
         events = []
