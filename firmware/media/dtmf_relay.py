@@ -262,10 +262,12 @@ class InbandSuppressor:
         now = np.asarray(suppress, dtype=bool)
         if x.ndim != 2 or now.shape != self._was.shape or x.shape[0] != now.size:
             raise ValueError(f"expected a [{self._was.size}, n] frame and {self._was.size} flags")
-        out = np.zeros_like(x) if self._held is None else self._held.copy()
+        out = np.zeros_like(x) if self._held is None else self._held  # ours alone: handed over, not copied
         if out.shape != x.shape:
             raise ValueError(f"frame size changed from {out.shape[1]} to {x.shape[1]} samples")
-        out[now | self._was] = 0
+        silence = now | self._was
+        if np.count_nonzero(silence):
+            out[silence] = 0
         self._held, self._was = x.copy(), now
         return out
 
