@@ -241,6 +241,7 @@ class Pipeline:
             for i, (port, session) in enumerate(members):
                 for dg in session.next_uplink(blob[i * FRAME:(i + 1) * FRAME], now):
                     datagrams.append((port, dg))
+            for port, session in members:
                 payload, lost[port] = session.next_downlink(now)
                 if payload is not None:
                     arrived.append(payload)
