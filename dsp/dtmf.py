@@ -130,6 +130,32 @@ def _check(win: npt.NDArray[np.float64], tone_e: npt.NDArray[np.float64],
     return np.where(ok, li * 4 + hi, -1)
 
 
+class _Workspace:
+    """The detector's arrays for one frame length, reused while the length stays (the media tick
+    always feeds 160 samples: nothing is allocated per tick for them).
+
+    `audio` is the history (the previous frame's last WIN - SUB samples) followed by the frame;
+    `view` its overlapping windows, a strided view, and `windows` their contiguous copy, so that the
+    DFT of every window of every port is one 2-D matmul into `dft`.
+    """
+
+    def __init__(self, history: npt.NDArray[np.float64], n_sub: int) -> None:
+        ports = history.shape[0]
+        self.n_sub = n_sub
+        self.audio = np.empty((ports, WIN - SUB + n_sub * SUB))
+        self.audio[:, :WIN - SUB] = history
+        s0, s1 = self.audio.strides
+        self.view: npt.NDArray[np.float64] = np.ndarray((ports, n_sub, WIN), np.float64, self.audio, 0,
+                                                        (s0, SUB * s1, s1))
+        self.windows = np.empty((ports, n_sub, WIN))
+        self.dft = np.empty((ports * n_sub, 2 * _NF))
+
+    @property
+    def history(self) -> npt.NDArray[np.float64]:
+        """The last WIN - SUB samples of `audio`: the next frame's history."""
+        return self.audio[:, self.n_sub * SUB:]
+
+
 @dataclass(frozen=True)
 class DtmfEvent:
     """A digit starting or ending on one port; `time_s` counts from the detector's first sample."""
@@ -157,7 +183,7 @@ class DtmfDetector:
             raise ValueError("DtmfDetector runs at 8000 Hz; resample first (detect_dtmf does)")
         self.ports = ports
         self._pending = np.zeros((ports, 0), dtype=np.float64)
-        self._history = np.zeros((ports, WIN - SUB), dtype=np.float64)
+        self._work = _Workspace(np.zeros((ports, WIN - SUB)), 0)
         self._subs = 0
         """Sub-blocks consumed so far (all ports advance together)."""
         self._run_digit = np.full(ports, -1, dtype=np.int64)
@@ -194,14 +220,17 @@ class DtmfDetector:
         """Window decisions [ports, n_sub] for `x` [ports, n_sub * SUB]: digit index 0..15, or -1;
         None when no window of any port comes near a digit (the common case, kept cheap)."""
         n_sub = x.shape[1] // SUB
-        full = np.concatenate([self._history, x], axis=1, dtype=np.float64)
-        self._history = full[:, -(WIN - SUB):]
-        s0, s1 = full.strides
-        # Overlapping windows as a strided view of `full` (no copy).
-        win: npt.NDArray[np.float64] = np.ndarray((self.ports, n_sub, WIN), np.float64, full, 0,
-                                                  (s0, SUB * s1, s1))
-        total = np.einsum("pnk,pnk->pn", win, win)
-        ri = win @ _WIN_DFT
+        work = self._work
+        if work.n_sub == n_sub:
+            work.audio[:, :WIN - SUB] = work.history  # the last frame's tail (does not overlap it)
+        else:
+            work = self._work = _Workspace(work.history, n_sub)
+        work.audio[:, WIN - SUB:] = x
+        win = work.windows
+        np.copyto(win, work.view)
+        # Exact for integer samples (the media path's int16): sums of squares far below 2**53.
+        total = np.vecdot(win, win)
+        ri = np.matmul(win.reshape(-1, WIN), _WIN_DFT, out=work.dft).reshape(self.ports, n_sub, -1)
         ri *= ri
         tone_e = (ri[..., :_NF] + ri[..., _NF:]) * (2.0 / WIN)
         pairs = np.maximum(tone_e[..., 0:8:2], tone_e[..., 1:8:2])  # fewer calls than max(axis=-1)
