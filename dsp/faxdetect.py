@@ -51,6 +51,8 @@ class FaxDetector:
         w = 2.0 * np.pi * np.array([CNG_HZ, CED_HZ]) / sample_rate
         self._ref = np.concatenate([np.cos(np.outer(n, w)), np.sin(np.outer(n, w))], axis=1)
         self._min_power = frame * (DBM0_RMS * 10 ** (MIN_DBM0 / 20)) ** 2
+        self._purity = PURITY * frame
+        """Scale of the purity test: a tone's bin holds 2 |X|^2 / (n * sum x^2) of the frame's power."""
         frame_s = frame / sample_rate
         self._cng_min, self._cng_max = (round(s / frame_s) for s in CNG_ON_S)
         self._ced_min = round(CED_MIN_S / frame_s)
@@ -77,7 +79,7 @@ class FaxDetector:
         bins = x @ self._ref
         np.square(bins, out=bins)
         mag2 = bins[:, :2] + bins[:, 2:]  # [ports, 2]
-        tone = ((2.0 * mag2 > PURITY * self.frame * power[:, None]) & (power[:, None] > self._min_power)).T
+        tone = ((2.0 * mag2 > self._purity * power[:, None]) & (power > self._min_power)[:, None]).T
         if not self._in_burst and not np.count_nonzero(tone):  # no tone anywhere: the common case
             return np.zeros(self.ports, dtype=bool), np.zeros(self.ports, dtype=bool)
         self._gap = np.where(tone, 0, self._gap + 1)

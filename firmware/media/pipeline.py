@@ -316,7 +316,7 @@ class Pipeline:
     def _fax(self, both: npt.NDArray[np.float64], power: npt.NDArray[np.float64]) -> list[FaxEvent]:
         """Detect CNG/CED either way; a port in a call switches to pass-through on the first one."""
         cng, ced = self.faxdetect.process(both, power)
-        if not (cng.any() or ced.any()):
+        if not (np.count_nonzero(cng) or np.count_nonzero(ced)):
             return []
         events = []
         for tone, hits in ((FaxTone.CNG, cng), (FaxTone.CED, ced)):
