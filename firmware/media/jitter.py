@@ -22,7 +22,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from dsp.g711 import alaw_decode, ulaw_decode
 
@@ -34,9 +33,38 @@ SEEN_SEQS = 128
 _SILENT_POWER = 10 ** (SILENCE_DBFS / 10)
 
 
-def _energy_table(codec: str) -> npt.NDArray[np.float64]:
-    decode = {"PCMU": ulaw_decode, "PCMA": alaw_decode}[codec.upper()]
-    return np.asarray(decode(np.arange(256, dtype=np.uint8)), dtype=np.float64) ** 2 / 32768.0**2
+class _SilenceTest:
+    """Whether a G.711 frame's mean power is at most SILENCE_DBFS, for one codec.
+
+    The exact test sums the samples' energies (a numpy gather and sum). Most frames are decided
+    without it, by C-speed bytes operations on the codes: the sum is at least the largest sample
+    energy, and at most n times it. Every energy is an integer times 2**-30 (decoded int16 squared
+    over 32768**2) and a frame's total stays far below 2**53 such units, so the sum and n times an
+    energy are exact in float64 whatever the order: the bounds decide exactly as the full sum does.
+    """
+
+    LOUD, MIDDLE = b"\x02", b"\x01"
+
+    def __init__(self, codec: str) -> None:
+        decode = {"PCMU": ulaw_decode, "PCMA": alaw_decode}[codec.upper()]
+        self.energy = np.asarray(decode(np.arange(256, dtype=np.uint8)), dtype=np.float64) ** 2 / 32768.0**2
+        self._classes: dict[int, bytes] = {}
+        """Per frame length n, a bytes.translate table: code -> LOUD (that sample alone makes the frame
+        not silent), MIDDLE, or 0 (n such samples would still be silent)."""
+
+    def __call__(self, payload: bytes) -> bool:
+        n = len(payload)
+        limit = _SILENT_POWER * n  # mean power, cheaply
+        table = self._classes.get(n)
+        if table is None:
+            of_code = np.where(self.energy > limit, 2, np.where(self.energy * n <= limit, 0, 1))
+            table = self._classes[n] = of_code.astype(np.uint8).tobytes()
+        classes = payload.translate(table)
+        if self.LOUD in classes:
+            return False
+        if self.MIDDLE not in classes:
+            return True
+        return bool(self.energy.take(np.frombuffer(payload, dtype=np.uint8)).sum() <= limit)
 
 
 @dataclass
@@ -55,21 +83,20 @@ class JitterCounters:
 
 
 class _Frame:
-    """A buffered frame; whether it is silent is worked out only when the schedule must move (a
-    drop or an insert looks for silence), which is rare: most frames never need it."""
+    """A buffered frame; whether it is silent is worked out only when the schedule looks at moving
+    (a drop or an insert looks for silence), and then once: many frames never need it."""
 
-    __slots__ = ("_energy", "_silent", "payload")
+    __slots__ = ("_silent", "_test", "payload")
 
-    def __init__(self, payload: bytes, energy: npt.NDArray[np.float64]) -> None:
+    def __init__(self, payload: bytes, test: _SilenceTest) -> None:
         self.payload = payload
-        self._energy = energy
+        self._test = test
         self._silent: bool | None = None
 
     @property
     def silent(self) -> bool:
         if self._silent is None:
-            power = self._energy.take(np.frombuffer(self.payload, dtype=np.uint8)).sum()
-            self._silent = bool(power <= _SILENT_POWER * len(self.payload))  # mean power, cheaply
+            self._silent = self._test(self.payload)
         return self._silent
 
 
@@ -79,7 +106,7 @@ class JitterBuffer:
     def __init__(self, codec: str = "PCMU", clock_rate: int = 8000, frame_ms: int = 20,
                  min_ms: float = 20.0, max_ms: float = 200.0, fixed_ms: float | None = None,
                  k: float = 3.0, hysteresis_ms: float = 10.0) -> None:
-        self._energy = _energy_table(codec)
+        self._silence = _SilenceTest(codec)
         self.clock_rate = clock_rate
         self.frame_samples = clock_rate * frame_ms // 1000
         self.frame_s = frame_ms / 1000.0
@@ -202,7 +229,7 @@ class JitterBuffer:
                 self._late(now - ts / self.clock_rate)
             else:  # one frame per packet at ptime 20, where the slice is the payload itself
                 self._frames[ts] = _Frame(payload if size == fb else payload[ts - ext:ts - ext + fb],
-                                          self._energy)
+                                          self._silence)
 
     def _estimate(self, ext: int, now: float) -> None:
         """A.8 jitter (in seconds here) and the running mean relative delay."""
