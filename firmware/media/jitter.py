@@ -175,16 +175,6 @@ class JitterBuffer:
     def _last_silent(self) -> bool:
         return self._last is None or self._last.silent
 
-    def _unwrap(self, timestamp: int) -> int:
-        if self._last_ext is None:
-            self._last_raw, self._last_ext = timestamp, timestamp
-            return timestamp
-        delta = (timestamp - self._last_raw + (1 << 31)) % (1 << 32) - (1 << 31)
-        ext = self._last_ext + delta
-        if delta > 0:
-            self._last_raw, self._last_ext = timestamp, ext
-        return ext
-
     def pause(self) -> None:
         """The stream was not played for a while (the call was on hold): forget the schedule and
         what was queued, so the next packet restarts playout at the target delay."""
@@ -213,7 +203,15 @@ class JitterBuffer:
         if len(seen) > SEEN_SEQS:
             seen.discard(self._seen.popleft())
         self.counters.received += 1
-        ext = self._unwrap(timestamp)
+        # Unwrap the 32-bit timestamp against the newest one seen (signed difference: a late packet
+        # goes back in time, and only a newer one moves the reference).
+        if self._last_ext is None:
+            self._last_raw = self._last_ext = ext = timestamp
+        else:
+            delta = (timestamp - self._last_raw + (1 << 31)) % (1 << 32) - (1 << 31)
+            ext = self._last_ext + delta
+            if delta > 0:
+                self._last_raw, self._last_ext = timestamp, ext
         play = self._play_ts
         reference = play if play is not None else min(self._frames, default=None)
         if reference is not None and (ext < reference - self._window
@@ -223,16 +221,7 @@ class JitterBuffer:
             self._play_ts = play = None
             self._playing = False
             self._prev = self._rd_mean = None
-        self._estimate(ext, now)
-        for ts in range(ext, ext + size, fb):
-            if play is not None and ts < play:
-                self._late(now - ts / self.clock_rate)
-            else:  # one frame per packet at ptime 20, where the slice is the payload itself
-                self._frames[ts] = _Frame(payload if size == fb else payload[ts - ext:ts - ext + fb],
-                                          self._silence)
-
-    def _estimate(self, ext: int, now: float) -> None:
-        """A.8 jitter (in seconds here) and the running mean relative delay."""
+        # RFC 3550 A.8 interarrival jitter (in seconds here) and the running mean relative delay.
         rate, prev, mean = self.clock_rate, self._prev, self._rd_mean
         rd = now - ext / rate
         if prev is not None:
@@ -240,6 +229,12 @@ class JitterBuffer:
             self._jitter += (abs(d) - self._jitter) / 16.0
         self._prev = (now, ext)
         self._rd_mean = rd if mean is None else mean + (rd - mean) / 16.0
+        for ts in range(ext, ext + size, fb):
+            if play is not None and ts < play:
+                self._late(now - ts / self.clock_rate)
+            else:  # one frame per packet at ptime 20, where the slice is the payload itself
+                self._frames[ts] = _Frame(payload if size == fb else payload[ts - ext:ts - ext + fb],
+                                          self._silence)
 
     def _late(self, rd: float) -> None:
         self.counters.late += 1
