@@ -182,7 +182,7 @@ class DtmfDetector:
         if sample_rate != SAMPLE_RATE:
             raise ValueError("DtmfDetector runs at 8000 Hz; resample first (detect_dtmf does)")
         self.ports = ports
-        self._pending = np.zeros((ports, 0), dtype=np.float64)
+        self._no_pending = self._pending = np.zeros((ports, 0), dtype=np.float64)
         self._work = _Workspace(np.zeros((ports, WIN - SUB)), 0)
         self._subs = 0
         """Sub-blocks consumed so far (all ports advance together)."""
@@ -208,10 +208,11 @@ class DtmfDetector:
         if self._pending.shape[1]:
             x = np.concatenate([self._pending, x], axis=1, dtype=np.float64)
         n_sub = x.shape[1] // SUB
-        self._pending = x[:, n_sub * SUB:]
+        whole = n_sub * SUB == x.shape[1]  # the media tick's 160 samples: no remainder to keep
+        self._pending = self._no_pending if whole else x[:, n_sub * SUB:]
         if n_sub == 0:
             return []
-        digits = self._decide(x[:, :n_sub * SUB])
+        digits = self._decide(x if whole else x[:, :n_sub * SUB])
         events = self._track(digits, n_sub) if digits is not None or self._busy else []
         self._subs += n_sub
         return events

@@ -62,6 +62,9 @@ class FaxDetector:
         self._ced_seen = np.zeros(ports, dtype=bool)
         self._in_burst = False
         """Some port is inside a tone burst (`_run` not all zero): the counters must be updated."""
+        self._nothing = np.zeros(ports, dtype=bool)
+        self._nothing.flags.writeable = False
+        """The answer of a frame without tone, shared (read-only) instead of allocated per frame."""
 
     def process(self, frame: npt.ArrayLike, power: npt.NDArray[np.float64] | None = None,
                 ) -> tuple[BoolArray, BoolArray]:
@@ -69,7 +72,7 @@ class FaxDetector:
 
         `power`: the frame's sum of squares per port, if the caller has it already (the media tick
         shares it with the level meters). CNG is reported once per qualifying burst (as it ends); CED
-        once per tone (after CED_MIN_S).
+        once per tone (after CED_MIN_S). The arrays may be read-only.
         """
         x = np.asarray(frame, dtype=np.float64)
         if x.shape != (self.ports, self.frame):
@@ -81,7 +84,7 @@ class FaxDetector:
         mag2 = bins[:, :2] + bins[:, 2:]  # [ports, 2]
         tone = ((2.0 * mag2 > self._purity * power[:, None]) & (power > self._min_power)[:, None]).T
         if not self._in_burst and not np.count_nonzero(tone):  # no tone anywhere: the common case
-            return np.zeros(self.ports, dtype=bool), np.zeros(self.ports, dtype=bool)
+            return self._nothing, self._nothing
         self._gap = np.where(tone, 0, self._gap + 1)
         ended = (self._gap > GAP_FRAMES) & (self._run > 0)
         cng = ended[0] & (self._run[0] >= self._cng_min) & (self._run[0] <= self._cng_max)

@@ -68,8 +68,9 @@ class LevelMeter:
     def feed(self, mean_square: FloatArray) -> None:
         """Feed one frame's mean square per port, for a caller that already has it (the media tick
         shares its frame powers with the fax detector); the dBm0 conversion waits for `dbm0`."""
-        coef = np.where(mean_square > self._ms, self._attack, self._release)
-        self._ms += coef * (mean_square - self._ms)
+        step = mean_square - self._ms  # > 0 exactly when the level rises (IEEE: a - b > 0 iff a > b)
+        step *= np.where(step > 0.0, self._attack, self._release)
+        self._ms += step
 
     @property
     def dbm0(self) -> FloatArray:

@@ -232,7 +232,7 @@ class Pipeline:
         conference = self.conference.active
         if conference:
             up, datagrams = self.conference.uplink(up, now)
-        received = np.zeros((self.ports, FRAME), dtype=np.int16)
+        received: Int16Array | None = None  # allocated only if some port has no frame this tick
         relayed: list[tuple[int, MediaSession]] = []
         for ports, alaw, members in self._groups:
             blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
@@ -254,7 +254,11 @@ class Pipeline:
                 if len(got) == self.ports:  # every port, in order: the array is the frame
                     received = decoded
                 else:
+                    if received is None:
+                        received = np.zeros((self.ports, FRAME), dtype=np.int16)
                     received[got] = decoded
+        if received is None:
+            received = np.zeros((self.ports, FRAME), dtype=np.int16)
         if len(self._groups) > 1:
             datagrams.sort(key=lambda item: item[0])  # port order, whatever the codecs
         concealed = self.plc.process(received, lost)
