@@ -100,6 +100,11 @@ _REVERSE = 10.0 ** (REVERSE_TWIST_DB / 10.0)
 _MAX_GAIN = float(np.sinc(0.015 * HIGH_HZ[-1] * WIN / SAMPLE_RATE) ** -2)
 """Largest window loss undone for an off-nominal tone: 1.9 dB, Q.24's must-accept 1.5 % at 1633 Hz.
 Capping it keeps the cheap gate tight (0.3 % of speech windows get past it instead of 9 %)."""
+_QUIET_TOTAL = _TONE_ENERGY_FLOOR / (4.0 * _MAX_GAIN)
+"""Window energy below which no tone of the window can pass the gate, with a factor 2 to spare: a
+bin's energy (2 / WIN) |sum x[n] e^(-jwn)|^2 is at most 2 * sum x[n]^2 (Cauchy-Schwarz), and the gate
+needs both tones' energies times _MAX_GAIN at or above _TONE_ENERGY_FLOOR. About -50 dBm0 over a
+window: a silent or idle-noise line (mouthpiece not in use) costs no DFT."""
 
 
 def _check(win: npt.NDArray[np.float64], tone_e: npt.NDArray[np.float64],
@@ -231,6 +236,8 @@ class DtmfDetector:
         np.copyto(win, work.view)
         # Exact for integer samples (the media path's int16): sums of squares far below 2**53.
         total = np.vecdot(win, win)
+        if not np.count_nonzero(total >= _QUIET_TOTAL):
+            return None  # every window too quiet to hold a digit (see _QUIET_TOTAL)
         ri = np.matmul(win.reshape(-1, WIN), _WIN_DFT, out=work.dft).reshape(self.ports, n_sub, -1)
         ri *= ri
         tone_e = (ri[..., :_NF] + ri[..., _NF:]) * (2.0 / WIN)
