@@ -162,8 +162,9 @@ class MediaSession:
         self._samples += FRAME
         self._pending += payload
         if len(self._pending) >= self._sender.samples_per_packet:
-            if sending:
-                out.append(self._rtp(self._sender.audio(self._pending), remote))
+            if sending:  # the audio packet, every tick: _rtp inline
+                packet = self._sender.audio(self._pending)
+                out.append(Datagram(self._srtp.protect(packet) if self._srtp else packet, remote, False))
             else:
                 self._sender.skip(len(self._pending))  # keep the timeline: resuming starts a talkspurt
             self._pending = b""
