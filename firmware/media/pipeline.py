@@ -238,6 +238,8 @@ class Pipeline:
             blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
             arrived: list[bytes] = []
             got: list[int] = []
+            # Every uplink, then every downlink: each session still sees next_uplink first (its
+            # per-tick protocol), and one method's code stays warm across the ports.
             for i, (port, session) in enumerate(members):
                 for dg in session.next_uplink(blob[i * FRAME:(i + 1) * FRAME], now):
                     datagrams.append((port, dg))
