@@ -201,6 +201,9 @@ class RtcpSession:
         self._jitter_max = 0.0
         self._sent_at_last_report = 0
         self._next = now + rtcp_interval(self.rng, min_interval, initial=True)
+        cname_item = RtcpSourceInfo(ssrc=sender.ssrc, items=[(SDES_CNAME, self.cname)])
+        self._sdes = bytes(RtcpSdesPacket(chunks=[cname_item]))
+        """The SDES CNAME packet (§6.5) every compound ends with: our SSRC and CNAME never change."""
 
     def ntp(self, now: float) -> int:
         t = now + self._epoch
@@ -269,8 +272,7 @@ class RtcpSession:
         else:
             report = RtcpRrPacket(ssrc=ssrc, reports=blocks)
         self._sent_at_last_report = self.sender.packets_sent
-        sdes = RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=ssrc, items=[(SDES_CNAME, self.cname)])])
-        return bytes(report) + bytes(sdes)
+        return bytes(report) + self._sdes
 
     def summary(self, buffer_ms: float, ptime_ms: float, plc: bool = True) -> CallStats:
         """Totals for the call history. The MOS delay is RTT/2 (or none known) + jitter buffer + one
