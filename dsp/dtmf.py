@@ -100,6 +100,11 @@ _REVERSE = 10.0 ** (REVERSE_TWIST_DB / 10.0)
 _MAX_GAIN = float(np.sinc(0.015 * HIGH_HZ[-1] * WIN / SAMPLE_RATE) ** -2)
 """Largest window loss undone for an off-nominal tone: 1.9 dB, Q.24's must-accept 1.5 % at 1633 Hz.
 Capping it keeps the cheap gate tight (0.3 % of speech windows get past it instead of 9 %)."""
+_QUIET_TOTAL = _TONE_ENERGY_FLOOR / (4.0 * _MAX_GAIN)
+"""Window energy below which no tone of the window can pass the gate, with a factor 2 to spare: a
+bin's energy (2 / WIN) |sum x[n] e^(-jwn)|^2 is at most 2 * sum x[n]^2 (Cauchy-Schwarz), and the gate
+needs both tones' energies times _MAX_GAIN at or above _TONE_ENERGY_FLOOR. About -50 dBm0 over a
+window: a silent or idle-noise line (mouthpiece not in use) costs no DFT."""
 
 
 def _check(win: npt.NDArray[np.float64], tone_e: npt.NDArray[np.float64],
@@ -130,6 +135,32 @@ def _check(win: npt.NDArray[np.float64], tone_e: npt.NDArray[np.float64],
     return np.where(ok, li * 4 + hi, -1)
 
 
+class _Workspace:
+    """The detector's arrays for one frame length, reused while the length stays (the media tick
+    always feeds 160 samples: nothing is allocated per tick for them).
+
+    `audio` is the history (the previous frame's last WIN - SUB samples) followed by the frame;
+    `view` its overlapping windows, a strided view, and `windows` their contiguous copy, so that the
+    DFT of every window of every port is one 2-D matmul into `dft`.
+    """
+
+    def __init__(self, history: npt.NDArray[np.float64], n_sub: int) -> None:
+        ports = history.shape[0]
+        self.n_sub = n_sub
+        self.audio = np.empty((ports, WIN - SUB + n_sub * SUB))
+        self.audio[:, :WIN - SUB] = history
+        s0, s1 = self.audio.strides
+        self.view: npt.NDArray[np.float64] = np.ndarray((ports, n_sub, WIN), np.float64, self.audio, 0,
+                                                        (s0, SUB * s1, s1))
+        self.windows = np.empty((ports, n_sub, WIN))
+        self.dft = np.empty((ports * n_sub, 2 * _NF))
+
+    @property
+    def history(self) -> npt.NDArray[np.float64]:
+        """The last WIN - SUB samples of `audio`: the next frame's history."""
+        return self.audio[:, self.n_sub * SUB:]
+
+
 @dataclass(frozen=True)
 class DtmfEvent:
     """A digit starting or ending on one port; `time_s` counts from the detector's first sample."""
@@ -156,8 +187,8 @@ class DtmfDetector:
         if sample_rate != SAMPLE_RATE:
             raise ValueError("DtmfDetector runs at 8000 Hz; resample first (detect_dtmf does)")
         self.ports = ports
-        self._pending = np.zeros((ports, 0), dtype=np.float64)
-        self._history = np.zeros((ports, WIN - SUB), dtype=np.float64)
+        self._no_pending = self._pending = np.zeros((ports, 0), dtype=np.float64)
+        self._work = _Workspace(np.zeros((ports, WIN - SUB)), 0)
         self._subs = 0
         """Sub-blocks consumed so far (all ports advance together)."""
         self._run_digit = np.full(ports, -1, dtype=np.int64)
@@ -182,10 +213,11 @@ class DtmfDetector:
         if self._pending.shape[1]:
             x = np.concatenate([self._pending, x], axis=1, dtype=np.float64)
         n_sub = x.shape[1] // SUB
-        self._pending = x[:, n_sub * SUB:]
+        whole = n_sub * SUB == x.shape[1]  # the media tick's 160 samples: no remainder to keep
+        self._pending = self._no_pending if whole else x[:, n_sub * SUB:]
         if n_sub == 0:
             return []
-        digits = self._decide(x[:, :n_sub * SUB])
+        digits = self._decide(x if whole else x[:, :n_sub * SUB])
         events = self._track(digits, n_sub) if digits is not None or self._busy else []
         self._subs += n_sub
         return events
@@ -194,14 +226,19 @@ class DtmfDetector:
         """Window decisions [ports, n_sub] for `x` [ports, n_sub * SUB]: digit index 0..15, or -1;
         None when no window of any port comes near a digit (the common case, kept cheap)."""
         n_sub = x.shape[1] // SUB
-        full = np.concatenate([self._history, x], axis=1, dtype=np.float64)
-        self._history = full[:, -(WIN - SUB):]
-        s0, s1 = full.strides
-        # Overlapping windows as a strided view of `full` (no copy).
-        win: npt.NDArray[np.float64] = np.ndarray((self.ports, n_sub, WIN), np.float64, full, 0,
-                                                  (s0, SUB * s1, s1))
-        total = np.einsum("pnk,pnk->pn", win, win)
-        ri = win @ _WIN_DFT
+        work = self._work
+        if work.n_sub == n_sub:
+            work.audio[:, :WIN - SUB] = work.history  # the last frame's tail (does not overlap it)
+        else:
+            work = self._work = _Workspace(work.history, n_sub)
+        work.audio[:, WIN - SUB:] = x
+        win = work.windows
+        np.copyto(win, work.view)
+        # Exact for integer samples (the media path's int16): sums of squares far below 2**53.
+        total = np.vecdot(win, win)
+        if not np.count_nonzero(total >= _QUIET_TOTAL):
+            return None  # every window too quiet to hold a digit (see _QUIET_TOTAL)
+        ri = np.matmul(win.reshape(-1, WIN), _WIN_DFT, out=work.dft).reshape(self.ports, n_sub, -1)
         ri *= ri
         tone_e = (ri[..., :_NF] + ri[..., _NF:]) * (2.0 / WIN)
         pairs = np.maximum(tone_e[..., 0:8:2], tone_e[..., 1:8:2])  # fewer calls than max(axis=-1)

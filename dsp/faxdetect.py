@@ -51,6 +51,8 @@ class FaxDetector:
         w = 2.0 * np.pi * np.array([CNG_HZ, CED_HZ]) / sample_rate
         self._ref = np.concatenate([np.cos(np.outer(n, w)), np.sin(np.outer(n, w))], axis=1)
         self._min_power = frame * (DBM0_RMS * 10 ** (MIN_DBM0 / 20)) ** 2
+        self._purity = PURITY * frame
+        """Scale of the purity test: a tone's bin holds 2 |X|^2 / (n * sum x^2) of the frame's power."""
         frame_s = frame / sample_rate
         self._cng_min, self._cng_max = (round(s / frame_s) for s in CNG_ON_S)
         self._ced_min = round(CED_MIN_S / frame_s)
@@ -58,25 +60,36 @@ class FaxDetector:
         """Tone frames in the current burst, [CNG, CED]."""
         self._gap = np.zeros((2, ports), dtype=np.int64)
         self._ced_seen = np.zeros(ports, dtype=bool)
+        self._in_burst = False
+        """Some port is inside a tone burst (`_run` not all zero): the counters must be updated."""
+        self._nothing = np.zeros(ports, dtype=bool)
+        self._nothing.flags.writeable = False
+        """The answer of a frame without tone, shared (read-only) instead of allocated per frame."""
 
-    def process(self, frame: npt.ArrayLike) -> tuple[BoolArray, BoolArray]:
+    def process(self, frame: npt.ArrayLike, power: npt.NDArray[np.float64] | None = None,
+                ) -> tuple[BoolArray, BoolArray]:
         """Feed one [ports, n] frame; return (cng, ced): the ports on which either was recognised now.
 
-        CNG is reported once per qualifying burst (as it ends); CED once per tone (after CED_MIN_S).
+        `power`: the frame's sum of squares per port, if the caller has it already (the media tick
+        shares it with the level meters). CNG is reported once per qualifying burst (as it ends); CED
+        once per tone (after CED_MIN_S). The arrays may be read-only.
         """
         x = np.asarray(frame, dtype=np.float64)
         if x.shape != (self.ports, self.frame):
             raise ValueError(f"fax detector: want a [{self.ports}, {self.frame}] frame, got {x.shape}")
-        power = np.einsum("pn,pn->p", x, x)
+        if power is None:
+            power = np.vecdot(x, x)
         bins = x @ self._ref
-        mag2 = bins[:, :2] ** 2 + bins[:, 2:] ** 2  # [ports, 2]
-        tone = ((2.0 * mag2 > PURITY * self.frame * power[:, None]) & (power[:, None] > self._min_power)).T
-        if not tone.any() and not self._run.any():
-            return np.zeros(self.ports, dtype=bool), np.zeros(self.ports, dtype=bool)
+        np.square(bins, out=bins)
+        mag2 = bins[:, :2] + bins[:, 2:]  # [ports, 2]
+        tone = ((2.0 * mag2 > self._purity * power[:, None]) & (power > self._min_power)[:, None]).T
+        if not self._in_burst and not np.count_nonzero(tone):  # no tone anywhere: the common case
+            return self._nothing, self._nothing
         self._gap = np.where(tone, 0, self._gap + 1)
         ended = (self._gap > GAP_FRAMES) & (self._run > 0)
         cng = ended[0] & (self._run[0] >= self._cng_min) & (self._run[0] <= self._cng_max)
         self._run = np.where(tone, self._run + 1, np.where(ended, 0, self._run))
         ced = (self._run[1] >= self._ced_min) & ~self._ced_seen
         self._ced_seen = (self._ced_seen | ced) & (self._run[1] > 0)
+        self._in_burst = bool(np.count_nonzero(self._run))
         return cng, ced

@@ -62,10 +62,15 @@ class LevelMeter:
     def update(self, frame: ArrayLike) -> FloatArray:
         """Feed one [ports, n] frame; return each port's level in dBm0."""
         x = np.asarray(frame, dtype=np.float64)
-        ms = np.mean(x * x, axis=-1)
-        coef = np.where(ms > self._ms, self._attack, self._release)
-        self._ms += coef * (ms - self._ms)
-        return rms_to_dbm0(np.sqrt(self._ms))
+        self.feed(np.mean(x * x, axis=-1))
+        return self.dbm0
+
+    def feed(self, mean_square: FloatArray) -> None:
+        """Feed one frame's mean square per port, for a caller that already has it (the media tick
+        shares its frame powers with the fax detector); the dBm0 conversion waits for `dbm0`."""
+        step = mean_square - self._ms  # > 0 exactly when the level rises (IEEE: a - b > 0 iff a > b)
+        step *= np.where(step > 0.0, self._attack, self._release)
+        self._ms += step
 
     @property
     def dbm0(self) -> FloatArray:

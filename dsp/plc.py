@@ -169,10 +169,20 @@ class Plc(_Ports):
         """Pitch period estimated at the start of each port's current erasure."""
         self._pitch_buffers = np.zeros((ports, MAX_PERIODS, HISTORY), dtype=np.float64)
         """Per port, the history as seen by the 1-, 2- and 3-period pitch buffers (tails OLA'd)."""
+        self._erasing = False
+        """Some port is in an erasure (`_erased` not all zero): its next good frame is a recovery."""
 
     def process(self, frames: npt.ArrayLike, lost: npt.ArrayLike) -> Int16Array:
         """Record good frames and conceal lost ones; return the (delayed) output of every port."""
         x, mask = self._check(frames, lost)
+        # Nothing lost now and no erasure to end (the common case): the frames go in as they are.
+        new = self._conceal(x, mask) if self._erasing or np.count_nonzero(mask) else x
+        self._history[:, : HISTORY - self.frame] = self._history[:, self.frame :]
+        self._history[:, HISTORY - self.frame :] = new
+        return self._history[:, HISTORY - DELAY - self.frame : HISTORY - DELAY].copy()
+
+    def _conceal(self, x: Int16Array, mask: npt.NDArray[np.bool_]) -> Int16Array:
+        """The frames with lost ones synthesised and the first good one after an erasure faded in."""
         new = x.copy()
         lost_rows = np.flatnonzero(mask)
         if lost_rows.size:
@@ -186,9 +196,8 @@ class Plc(_Ports):
         if recovering.size:
             new[recovering] = self._recover(recovering, x[recovering])
             self._erased[recovering] = 0
-        self._history[:, : HISTORY - self.frame] = self._history[:, self.frame :]
-        self._history[:, HISTORY - self.frame :] = new
-        return self._history[:, HISTORY - DELAY - self.frame : HISTORY - DELAY].copy()
+        self._erasing = bool(np.count_nonzero(self._erased))
+        return new
 
     def _start_erasure(self, rows: IntArray) -> None:
         """Estimate the pitch and build the 1/2/3-period pitch buffers (App. I, start of erasure).

@@ -227,6 +227,11 @@ class ToneGenerator:
         if self._programs[port] is not None:
             self._stopping[port] = True
 
+    @property
+    def idle(self) -> bool:
+        """No port plays a tone: `next_frame` would return zeros (the media tick then skips it)."""
+        return not len(self._active)
+
     def is_playing(self, port: int) -> bool:
         """False once a stopped port has faded out, or its one-shot tone (e.g. a SIT) has ended."""
         return self._programs[port] is not None

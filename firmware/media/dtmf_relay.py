@@ -176,11 +176,10 @@ class DtmfSender:
         self._current: _Sending | None = None
         self._schedule: deque[list[EventPacket]] = deque()
         """Packets for the coming ticks, next tick first: finals and their retransmissions."""
-
-    @property
-    def suppress(self) -> bool:
-        """A digit is being relayed: replace this port's uplink audio with silence."""
-        return self._current is not None and self._current.end_ts is None
+        self.suppress = False
+        """A digit is being relayed (`_current` has no end yet): replace this port's uplink audio with
+        silence. An attribute set where that changes, in `handle`: the media tick reads it for every
+        port every 20 ms."""
 
     def _ts(self, time_s: float) -> int:
         return (self.rtp_origin + round(time_s * CLOCK_RATE)) & _TS_MASK
@@ -196,8 +195,10 @@ class DtmfSender:
                     cur.end_ts = ts
                 self._send_until(cur, cur.end_ts)
             self._current = _Sending(digit_to_event(event.digit), volume_from_dbm0(level_dbm0), ts, True)
+            self.suppress = True
         elif cur is not None and cur.end_ts is None and cur.event == digit_to_event(event.digit):
             cur.end_ts = ts
+            self.suppress = False
 
     def tick(self, frame_ts: int, samples: int = 160) -> list[EventPacket]:
         """Packets to send this tick; `frame_ts` is the RTP timestamp of the frame just captured, whose
@@ -262,10 +263,12 @@ class InbandSuppressor:
         now = np.asarray(suppress, dtype=bool)
         if x.ndim != 2 or now.shape != self._was.shape or x.shape[0] != now.size:
             raise ValueError(f"expected a [{self._was.size}, n] frame and {self._was.size} flags")
-        out = np.zeros_like(x) if self._held is None else self._held.copy()
+        out = np.zeros_like(x) if self._held is None else self._held  # ours alone: handed over, not copied
         if out.shape != x.shape:
             raise ValueError(f"frame size changed from {out.shape[1]} to {x.shape[1]} samples")
-        out[now | self._was] = 0
+        silence = now | self._was
+        if np.count_nonzero(silence):
+            out[silence] = 0
         self._held, self._was = x.copy(), now
         return out
 
@@ -431,11 +434,10 @@ class ToneOut:
         self._pos = 0
         self._silence = 0
         """Gap samples still owed before the next digit."""
-
-    @property
-    def active(self) -> bool:
-        """A digit is sounding or waiting (the media path plays these frames instead of received audio)."""
-        return self._playing is not None or bool(self._queue) or self._silence > 0
+        self.active = False
+        """A digit is sounding or waiting (the media path plays these frames instead of received
+        audio). An attribute set where that changes (a start queued, a frame played): the media tick
+        reads it for every port every 20 ms."""
 
     def handle(self, digit: RelayedDigit) -> None:
         """Queue a received start; apply a received end to its digit (matched by event timestamp)."""
@@ -444,6 +446,7 @@ class ToneOut:
             # Volume is the pair's power (§2.3.4): each of two equal tones is 3 dB below it.
             level = min(high, max(low, -digit.volume - 10.0 * math.log10(2.0)))
             self._queue.append(_Burst(digit.digit, level, digit.timestamp, None))
+            self.active = True
             return
         scale = self.sample_rate / CLOCK_RATE
         for burst in (self._playing, *self._queue):
@@ -476,6 +479,7 @@ class ToneOut:
             out[i:i + step] = self._render(burst, step)
             self._pos += step
             i += step
+        self.active = self._playing is not None or bool(self._queue) or self._silence > 0
         return to_int16(out)
 
     def _render(self, burst: _Burst, step: int) -> npt.NDArray[np.float64]:

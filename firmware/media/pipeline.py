@@ -91,10 +91,16 @@ class Pipeline:
         """Detector sample at which each port's session started (its DTMF timeline's zero)."""
         self._samples = 0
         self._far = np.zeros((ports, FRAME), dtype=np.int16)
+        self._both = np.zeros((2 * ports, FRAME))
+        """Uplink then earpiece audio of the tick as float, shared by the level meters and the fax
+        detector (one conversion, one power computation)."""
         self._relay = np.zeros(ports, dtype=bool)
-        self._active: list[tuple[int, MediaSession]] = []
-        self._groups: list[tuple[npt.NDArray[np.int64], bool, list[tuple[int, MediaSession]]]] = []
-        """(ports, is A-law, their (port, session) pairs) per codec among ports in a call."""
+        """Ports whose session relays DTMF as RFC 4733 events (their uplink goes through the suppressor)."""
+        self._relaying = self._relay_all = False
+        """Any, every port in `_relay` (kept as bools: the tick asks every 20 ms)."""
+        self._groups: list[tuple[npt.NDArray[np.int64] | slice, bool, list[tuple[int, MediaSession]]]] = []
+        """(ports, is A-law, their (port, session) pairs) per codec among ports in a call; `ports` is
+        a slice of all rows when every port is in the group (a view instead of a gathered copy)."""
         self._taps: list[Tap] = []
         self._gains_db = np.zeros((2, ports))
         """The configured (rx, tx) gain per port in dB (`set_gains`)."""
@@ -180,12 +186,15 @@ class Pipeline:
         self.tones.stop(port)
 
     def _regroup(self) -> None:
-        self._active = [(p, s) for p, s in enumerate(self.sessions) if s is not None]
+        active = [(p, s) for p, s in enumerate(self.sessions) if s is not None]
         self._relay = np.array([s is not None and s.relay and not s.fax for s in self.sessions])
-        groups = []
+        self._relaying, self._relay_all = bool(self._relay.any()), bool(self._relay.all())
+        groups: list[tuple[npt.NDArray[np.int64] | slice, bool, list[tuple[int, MediaSession]]]] = []
         for alaw in (False, True):
-            members = [(p, s) for p, s in self._active if (s.codec == "PCMA") == alaw]
-            if members:
+            members = [(p, s) for p, s in active if (s.codec == "PCMA") == alaw]
+            if len(members) == self.ports:
+                groups.append((slice(None), alaw, members))
+            elif members:
                 groups.append((np.array([p for p, _ in members], dtype=np.int64), alaw, members))
         self._groups = groups
         self._update_gains()
@@ -209,52 +218,68 @@ class Pipeline:
         """Process one 20 ms frame of mouthpiece audio [ports, 160]; `now` stamps the session timers."""
         near = self.echo.process(self._far, frames)
         dtmf = self.dtmf.process(near)
-        active = self._active
         if dtmf:
             self._relay_digits(dtmf, near)
         up = near
-        if self._relay.any():
+        if self._relaying:
             suppress = np.array([s is not None and s.suppress for s in self.sessions])
             delayed = self.suppressor.process(near, suppress)
-            up = delayed if self._relay.all() else np.where(self._relay[:, None], delayed, near)
+            up = delayed if self._relay_all else np.where(self._relay[:, None], delayed, near)
         if self._tx_on:
             up = to_int16(up * self._tx_gain[:, None])
         lost = np.zeros(self.ports, dtype=bool)
         datagrams: list[tuple[int, Datagram]] = []
-        if self.conference.active:
+        conference = self.conference.active
+        if conference:
             up, datagrams = self.conference.uplink(up, now)
-        received = np.zeros((self.ports, FRAME), dtype=np.int16)
+        received: Int16Array | None = None  # allocated only if some port has no frame this tick
+        relayed: list[tuple[int, MediaSession]] = []
         for ports, alaw, members in self._groups:
             blob = (alaw_encode if alaw else ulaw_encode)(up[ports]).tobytes()
             arrived: list[bytes] = []
             got: list[int] = []
+            # Every uplink, then every downlink: each session still sees next_uplink first (its
+            # per-tick protocol), and one method's code stays warm across the ports.
             for i, (port, session) in enumerate(members):
-                sent = session.next_uplink(blob[i * FRAME:(i + 1) * FRAME], now)
-                datagrams.extend((port, dg) for dg in sent)
+                for dg in session.next_uplink(blob[i * FRAME:(i + 1) * FRAME], now):
+                    datagrams.append((port, dg))
+            for port, session in members:
                 payload, lost[port] = session.next_downlink(now)
                 if payload is not None:
                     arrived.append(payload)
                     got.append(port)
+                if session.tones_active:
+                    relayed.append((port, session))
             if got:
                 codes = np.frombuffer(b"".join(arrived), dtype=np.uint8)
-                received[got] = (alaw_decode if alaw else ulaw_decode)(codes).reshape(len(got), FRAME)
+                decoded = (alaw_decode if alaw else ulaw_decode)(codes).reshape(len(got), FRAME)
+                if len(got) == self.ports:  # every port, in order: the array is the frame
+                    received = decoded
+                else:
+                    if received is None:
+                        received = np.zeros((self.ports, FRAME), dtype=np.int16)
+                    received[got] = decoded
+        if received is None:
+            received = np.zeros((self.ports, FRAME), dtype=np.int16)
         if len(self._groups) > 1:
             datagrams.sort(key=lambda item: item[0])  # port order, whatever the codecs
         concealed = self.plc.process(received, lost)
-        relayed = [(port, session) for port, session in active if session.tones_active]
-        tones = self.tones.next_frame(FRAME)
-        if relayed or tones.any() or self.conference.active or self._muted.any() or self._clips:
+        muted = np.count_nonzero(self._muted)
+        # A playing tone generator takes the float path even in a silent cadence phase: adding its
+        # zeros there gives the same samples as the int16 path would.
+        if relayed or not self.tones.idle or conference or muted or self._clips:
             out = concealed.astype(np.float64)
             for port, session in relayed:
                 out[port] = session.tone_frame()
-            if self.conference.active:
+            if conference:
                 out = self.conference.downlink(out, now)
-            if self._muted.any():
+            if muted:
                 out[self._muted > 0] = 0.0
                 self._muted = np.maximum(self._muted - FRAME, 0)
             if self._rx_on:
                 out *= self._rx_gain[:, None]
-            out += tones
+            if not self.tones.idle:
+                out += self.tones.next_frame(FRAME)
             if self._clips:
                 self._play_clips(out)
             self._far = to_int16(out)
@@ -262,9 +287,11 @@ class Pipeline:
             self._far = to_int16(concealed * self._rx_gain[:, None])
         else:
             self._far = concealed
-        both = np.concatenate([near, self._far])
-        self.levels.update(both)
-        fax = self._fax(both)
+        both = self._both
+        both[:self.ports], both[self.ports:] = near, self._far
+        power = np.vecdot(both, both)  # exact: integer samples, sums far below 2**53
+        self.levels.feed(power / FRAME)
+        fax = self._fax(both, power)
         self._samples += FRAME
         result = TickResult(self._far, datagrams, dtmf, fax)
         for tap in self._taps:
@@ -292,10 +319,10 @@ class Pipeline:
             assert session is not None
             session.handle_dtmf(evs, float(power_dbm0(near[port])))
 
-    def _fax(self, both: Int16Array) -> list[FaxEvent]:
+    def _fax(self, both: npt.NDArray[np.float64], power: npt.NDArray[np.float64]) -> list[FaxEvent]:
         """Detect CNG/CED either way; a port in a call switches to pass-through on the first one."""
-        cng, ced = self.faxdetect.process(both)
-        if not (cng.any() or ced.any()):
+        cng, ced = self.faxdetect.process(both, power)
+        if not (np.count_nonzero(cng) or np.count_nonzero(ced)):
             return []
         events = []
         for tone, hits in ((FaxTone.CNG, cng), (FaxTone.CED, ced)):

@@ -34,10 +34,6 @@ RTCP_MIN_INTERVAL = 5.0  # §6.2 Tmin
 SDES_CNAME = 1
 
 
-def _signed32(x: int) -> int:
-    return (x + (1 << 31)) % (1 << 32) - (1 << 31)
-
-
 class ReceptionStats:
     """Per-source receive statistics, RFC 3550 A.1 (sequence), A.3 (loss) and A.8 (jitter).
 
@@ -74,9 +70,11 @@ class ReceptionStats:
                 return False
             self._init_seq(seq)  # A.1: two sequential packets after a big jump, the peer restarted
         self.received += 1
-        if self._last is not None:
-            # A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si), both in timestamp units.
-            d = (arrival - self._last[0]) * self.clock_rate - _signed32(timestamp - self._last[1])
+        last = self._last
+        if last is not None:
+            # A.8: D(i-1,i) = (Rj - Ri) - (Sj - Si), both in timestamp units (Sj - Si as signed 32 bits).
+            sj_si = (timestamp - last[1] + (1 << 31)) % (1 << 32) - (1 << 31)
+            d = (arrival - last[0]) * self.clock_rate - sj_si
             self.jitter += (abs(d) - self.jitter) / 16.0
         self._last = (arrival, timestamp)
         return True
@@ -203,6 +201,9 @@ class RtcpSession:
         self._jitter_max = 0.0
         self._sent_at_last_report = 0
         self._next = now + rtcp_interval(self.rng, min_interval, initial=True)
+        cname_item = RtcpSourceInfo(ssrc=sender.ssrc, items=[(SDES_CNAME, self.cname)])
+        self._sdes = bytes(RtcpSdesPacket(chunks=[cname_item]))
+        """The SDES CNAME packet (§6.5) every compound ends with: our SSRC and CNAME never change."""
 
     def ntp(self, now: float) -> int:
         t = now + self._epoch
@@ -210,14 +211,16 @@ class RtcpSession:
 
     def rtp_received(self, packet: RtpHeader | RtpPacket, now: float) -> None:
         """Account an accepted RTP packet; a new SSRC starts fresh statistics (A.1 init_seq)."""
-        if self.source is None or self.source.ssrc != packet.ssrc:
-            self.source = ReceptionStats(packet.ssrc, packet.sequence_number, self.clock_rate)
+        source = self.source
+        if source is None or source.ssrc != packet.ssrc:
+            source = self.source = ReceptionStats(packet.ssrc, packet.sequence_number, self.clock_rate)
             self._lsr = 0
-        if self.source.update(packet.sequence_number, packet.timestamp, now):
-            j = self.source.jitter_ms
+        if source.update(packet.sequence_number, packet.timestamp, now):
+            j = source.jitter_ms
             self._jitter_samples += 1
             self._jitter_sum += j
-            self._jitter_max = max(self._jitter_max, j)
+            if j > self._jitter_max:
+                self._jitter_max = j
 
     def receive(self, data: bytes, now: float) -> None:
         """Take a compound RTCP packet: remember SR times for our LSR/DLSR, measure RTT from blocks
@@ -269,8 +272,7 @@ class RtcpSession:
         else:
             report = RtcpRrPacket(ssrc=ssrc, reports=blocks)
         self._sent_at_last_report = self.sender.packets_sent
-        sdes = RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=ssrc, items=[(SDES_CNAME, self.cname)])])
-        return bytes(report) + bytes(sdes)
+        return bytes(report) + self._sdes
 
     def summary(self, buffer_ms: float, ptime_ms: float, plc: bool = True) -> CallStats:
         """Totals for the call history. The MOS delay is RTT/2 (or none known) + jitter buffer + one

@@ -9,6 +9,7 @@ new address.
 
 from __future__ import annotations
 
+import functools
 import random
 import struct
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ class RtpHeader(NamedTuple):
     payload: bytes
 
 
+_header = functools.partial(tuple.__new__, RtpHeader)
+"""RtpHeader from a tuple of its fields, without the Python-level __new__ that NamedTuple generates
+(one interpreter frame less per received packet)."""
+
+
 def parse_rtp(data: bytes) -> RtpHeader:
     """Parse an RTP packet; ValueError or struct.error when it is malformed.
 
@@ -49,7 +55,7 @@ def parse_rtp(data: bytes) -> RtpHeader:
     """
     if len(data) >= 12 and data[0] == _PLAIN:
         _, m_pt, seq, ts, ssrc = _FIXED.unpack_from(data)
-        return RtpHeader(m_pt & 0x7F, m_pt >> 7, seq, ts, ssrc, data[12:])
+        return _header((m_pt & 0x7F, m_pt >> 7, seq, ts, ssrc, data[12:]))
     p = RtpPacket.parse(data)
     return RtpHeader(p.payload_type, p.marker, p.sequence_number, p.timestamp, p.ssrc, p.payload)
 
@@ -83,10 +89,15 @@ class RtpSender:
 
     def audio(self, payload: bytes, samples: int | None = None) -> bytes:
         """One audio packet; the timestamp then advances by `samples` (default: one ptime)."""
-        data = self._packet(self.payload_type, self._talkspurt, self.timestamp, payload)
+        # _packet inline (the media path sends one of these per port and tick)
+        header = _FIXED.pack(_PLAIN, (self._talkspurt << 7) | self.payload_type, self.sequence,
+                             self.timestamp, self.ssrc)
+        self.sequence = (self.sequence + 1) % SEQ_MOD
+        self.packets_sent += 1
+        self.octets_sent += len(payload)  # §6.4.1: payload octets only
         self._talkspurt = False
         self.timestamp = (self.timestamp + (self.samples_per_packet if samples is None else samples)) % TS_MOD
-        return data
+        return header + payload
 
     def skip(self, samples: int) -> None:
         """Advance the timeline without sending (silence, hold): the next audio packet starts a talkspurt."""

@@ -65,7 +65,8 @@ class MediaSession:
         self.negotiated = negotiated
         self.local_port = local_port
         self.codec = negotiated.codec.upper()
-        self.direction: Direction = negotiated.direction
+        self.direction = negotiated.direction
+        self._event_pt = negotiated.telephone_event_pt
         self.relay = dtmf_mode is DtmfMode.RFC4733 and negotiated.telephone_event_pt is not None
         self.fax = False
         self.srtp_failures = 0
@@ -74,6 +75,7 @@ class MediaSession:
         self._receiver = RtpReceiver(negotiated)
         self._rtcp = RtcpSession(self._sender, negotiated.clock_rate, now,
                                  time.time() if wallclock is None else wallclock, cname, rng)
+        self._rtcp_due = self._rtcp.get_timer()
         self._jitter = JitterBuffer(self.codec)
         origin = self._sender.timestamp + (FRAME if self.relay else 0)
         self._dtmf_out = DtmfSender(origin)
@@ -84,6 +86,18 @@ class MediaSession:
         """Uplink samples taken so far (the DTMF timeline's position)."""
         self._pending = b""
         """Uplink payload waiting for a full ptime."""
+
+    @property
+    def direction(self) -> Direction:
+        """The SDP direction (RFC 3264 §5.1) from our side: whether we send and whether we play."""
+        return self._direction
+
+    @direction.setter
+    def direction(self, value: Direction) -> None:
+        self._direction = value
+        self._sends = value in ("sendrecv", "sendonly")
+        self._plays = value in ("sendrecv", "recvonly")
+        """Both kept as bools, asked for every packet and every tick."""
 
     # -- network in ---------------------------------------------------------------------------
     def receive_rtp(self, data: bytes, addr: Address, now: float) -> None:
@@ -99,9 +113,9 @@ class MediaSession:
         if packet is None:
             return
         self._rtcp.rtp_received(packet, now)
-        if self.direction not in ("sendrecv", "recvonly"):
+        if not self._plays:
             return  # on hold from our side: latch and count, but play nothing
-        if packet.payload_type == self.negotiated.telephone_event_pt:
+        if packet.payload_type == self._event_pt:
             for digit in self._dtmf_in.receive(packet.payload, packet.timestamp, now):
                 self._tones.handle(digit)
         else:
@@ -136,9 +150,10 @@ class MediaSession:
     def next_uplink(self, payload: bytes, now: float) -> list[Datagram]:
         """This tick's G.711 payload (160 bytes) in; the datagrams to send out."""
         out: list[Datagram] = []
-        self._echo_guard = max(0, self._echo_guard - 1)
+        if self._echo_guard:
+            self._echo_guard -= 1
         remote = self._receiver.remote
-        sending = self.direction in ("sendrecv", "sendonly")
+        sending = self._sends
         if self.relay:
             frame_ts = (self._dtmf_out.rtp_origin + self._samples) & 0xFFFFFFFF
             for ev in self._dtmf_out.tick(frame_ts, FRAME):
@@ -147,13 +162,15 @@ class MediaSession:
         self._samples += FRAME
         self._pending += payload
         if len(self._pending) >= self._sender.samples_per_packet:
-            if sending:
-                out.append(self._rtp(self._sender.audio(self._pending), remote))
+            if sending:  # the audio packet, every tick: _rtp inline
+                packet = self._sender.audio(self._pending)
+                out.append(Datagram(self._srtp.protect(packet) if self._srtp else packet, remote, False))
             else:
                 self._sender.skip(len(self._pending))  # keep the timeline: resuming starts a talkspurt
             self._pending = b""
-        if now >= self._rtcp.get_timer():
+        if now >= self._rtcp_due:
             report = self._rtcp.handle_timer(now)
+            self._rtcp_due = self._rtcp.get_timer()
             if report is not None:
                 out.append(self._rtcp_out(report))
         return out
@@ -194,6 +211,7 @@ class MediaSession:
             raise ValueError("media: codec or SRTP keys changed; start a new session")
         self.negotiated = negotiated
         self.direction = negotiated.direction
+        self._event_pt = negotiated.telephone_event_pt
         if not self._receiver.latched:
             self._receiver.remote = (negotiated.remote_addr, negotiated.remote_port)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
-from firmware.media.jitter import IDLE_FRAMES, JitterBuffer
+from firmware.media.jitter import _SILENT_POWER, IDLE_FRAMES, JitterBuffer, _SilenceTest
 
 F = 160
 TICK = 0.02
@@ -237,3 +238,20 @@ def test_multi_frame_packets_are_split() -> None:
     jb.push(frame(0, True) + frame(1, True) + frame(2, True), seq=5, timestamp=0, ssrc=1, now=0.0)
     got = [jb.pop(0.02 + k * TICK)[0] for k in range(3)]
     assert [index_of(p or b"") for p in got] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_silence_shortcut_decides_as_the_full_energy_sum(codec: str) -> None:
+    """The bytes-level bounds must agree with the summed energy on every frame, including those a
+    single code pushes across the threshold: every pair of codes, split 1/159, 80/80, 159/1."""
+    test = _SilenceTest(codec)
+    limit = _SILENT_POWER * F
+    decided = set()
+    for a in range(256):
+        for b in range(256):
+            for k in (1, 80, 159):
+                payload = bytes([a]) * k + bytes([b]) * (F - k)
+                exact = bool(test.energy.take(np.frombuffer(payload, dtype=np.uint8)).sum() <= limit)
+                assert test(payload) is exact
+                decided.add(exact)
+    assert decided == {True, False}
