@@ -104,6 +104,10 @@ RESET_RATIO = 8.0
 """Background error energy above this multiple of the foreground's (or not finite): the background
 diverged (narrowband far ends such as pure tones can drive the partitioned NLMS off) and restarts from
 the foreground, as Speex's mdf.c resets it; in float32 it would otherwise overflow within seconds."""
+SETTLED_DB = 35.0
+"""A background whose error is this far below Sin (smoothed) steps on every other block only: half
+the cost of the gradient (the largest in the canceller) once a call's echo is well cancelled; a path
+change or a near end it learned pushes the error up and it steps every block again."""
 LS_RIDGE = 1e-6
 """Ridge added to the start-up solve's zero-lag autocorrelation, relative to it (60 dB down): keeps the
 Toeplitz system well conditioned where speech leaves bands unexcited (results move < 0.05 s between
@@ -197,6 +201,7 @@ class EchoCanceller:
 
         self._a_path = smooth(PATH_SMOOTH_S)
         self._startup_until = 10.0 ** (-STARTUP_UNTIL_DB / 10.0)
+        self._settled = 10.0 ** (-SETTLED_DB / 10.0)
         self._a_erle = smooth(ERLE_SMOOTH_S)
         self._noise_rise = 10.0 ** (NOISE_RISE_DB_PER_S / blocks_per_s / 10.0)
         self._best_decay = 10.0 ** (-NLP_BEST_DECAY_DB_PER_S / blocks_per_s / 10.0)
@@ -221,6 +226,7 @@ class EchoCanceller:
         self._powers = np.zeros((ports, self._parts + 1))
         """Rin peak and energy of each block over the tail, a ring (`_slot` is the next to write)."""
         self._slot = 0
+        self._odd = False
         self._dt_left = np.zeros(ports, dtype=np.int64)
         self._pe = np.zeros((ports, 3))
         """Smoothed error energy of the foreground and background filters, and Sin's energy, over
@@ -304,6 +310,7 @@ class EchoCanceller:
         power = np.einsum("spn,spn->sp", xd, xd)
         slot = self._slot
         self._slot = (slot + 1) % (self._parts + 1)
+        self._odd = not self._odd
         self._powers[:, slot] = power[0]
         tail_energy = self._powers.sum(axis=1)
         # Ports whose Rin was all zero over the tail have X = 0, so their echo estimate is exactly
@@ -359,6 +366,8 @@ class EchoCanceller:
                 e_bg = e_bg - self._estimate(rest, 1)  # zero estimates elsewhere: rows do not mix
             pe_bg = np.einsum("pn,pn->p", e_bg, e_bg)
             tracking = adapt & (self._converged | ~self._open)  # NLMS: after start-up, or paused
+            if self._odd:  # a settled port steps every other block (SETTLED_DB)
+                tracking &= ~(self._pe[:, 1] < self._settled * self._pe[:, 2])
             if _any(tracking):
                 self._step(tracking, e_bg)
             # Two-path control: the two filters' errors are compared over the blocks the background
