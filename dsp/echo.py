@@ -12,7 +12,8 @@ In the media tick (DESIGN.md), Rin is the frame written last tick and Sin the fr
   the mean bin power (speech leaves the bins between its harmonics nearly empty: without the floor
   their steps are mostly noise, which the next sound has to unlearn), gradient constraint on every
   partition (the partitions stay a true linear convolution). That is how the background tracks once
-  the start-up below is over, at the cost of one step per block. All ports,
+  the start-up below is over: a step per block, or every other block while its error is SETTLED_DB
+  under Sin (the step is the canceller's largest cost). All ports,
   partitions and bins go through one set of numpy calls per block, in float32 / complex64 (half the
   memory traffic of float64; rounding sits ~100 dB below the echo, far under any ERLE we measure).
   The FFTs and the products skip ports with nothing to do: a port whose Rin was silent over the
