@@ -1,15 +1,20 @@
 """`make bench`: run every block's benchmark and print one table of medians with ratios.
 
 Each bench module measures ours and its reference in the same run, so ratios hold on a noisy,
-shared machine even when absolute figures move.
+shared machine even when absolute figures move. Each module runs in a fresh process (as pyperf runs
+its workers): what one leaves behind must not weigh on the next (after the DTMF talk-off run over
+two hours of music, the media tick measured ~10 % dearer in the same process).
 """
 
 from __future__ import annotations
 
-import importlib
+import pickle
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -48,6 +53,17 @@ def print_table(rows: list[Row]) -> None:
             print("-+-".join("-" * w for w in widths))
 
 
+def _run(module: str) -> list[Row]:
+    """`module.run()` in a child interpreter; its rows come back pickled through a file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rows.pickle"
+        code = (f"import importlib, pathlib, pickle; pathlib.Path({str(out)!r})"
+                f".write_bytes(pickle.dumps(importlib.import_module({module!r}).run()))")
+        subprocess.run([sys.executable, "-c", code], check=True)
+        rows: list[Row] = pickle.loads(out.read_bytes())
+        return rows
+
+
 def main(selected: list[str]) -> int:
     print(f"machine: {machine()}")
     print("ratio = baseline / ours for costs (higher is better for us); medians of repeated batches\n")
@@ -56,7 +72,7 @@ def main(selected: list[str]) -> int:
         if selected and not any(s in name for s in selected):
             continue
         t0 = time.perf_counter()
-        rows += importlib.import_module(name).run()
+        rows += _run(name)
         print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     print_table(rows)
     missed = [f"{r.block} ({r.case})" for r in rows if r.met is False]
