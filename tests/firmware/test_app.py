@@ -10,7 +10,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,10 @@ import pytest
 
 from dsp.callerid import Absence
 from firmware.app import LOOPBACK, Gateway, SipCaller, alert_info_cadence, sip_caller
-from firmware.config import load_config
+from firmware.config import Config, load_config
 from firmware.line.port import State
 from firmware.sip.registration import RegState
-from firmware.sip.ua import IncomingCall, MessageWaiting
+from firmware.sip.ua import Event, IncomingCall, MessageWaiting
 from hal.sim import SimBoard
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.audio import dominant_frequency
@@ -58,6 +59,33 @@ async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
         await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def registered_gateway(cfg: Config, accounts: tuple[str, ...] = ("0",),
+                             on_sip: Callable[[Event], None] | None = None
+                             ) -> AsyncIterator[tuple[Gateway, SimBoard]]:
+    """A started gateway on the simulator whose SIP `accounts` ("N", "N.k") have registered (within
+    10 s); stopped on the way out. `on_sip` sees every SIP event before the gateway does."""
+    gateway = Gateway(cfg)
+    board = gateway.board
+    assert isinstance(board, SimBoard)
+    if on_sip is not None:
+        handle = gateway._on_sip
+
+        def record(event: Event) -> None:
+            on_sip(event)
+            handle(event)
+        gateway._on_sip = record  # type: ignore[method-assign]
+    await gateway.start()
+    try:
+        agent = gateway.agent
+        assert agent is not None
+        await until(lambda: all(agent.registration_state(a)[0] is RegState.REGISTERED for a in accounts),
+                    10, f"accounts {', '.join(accounts)} registered")
+        yield gateway, board
+    finally:
+        await gateway.stop()
 
 
 def near(found: list[float], wanted: list[float], tol: float = 6.0) -> bool:
@@ -175,15 +203,7 @@ def test_pbx_call_through_kamailio_to_baresip(tmp_path: Path, kamailio_factory: 
     cfg = load_config(PBX_CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
 
     async def scenario() -> None:
-        gateway = Gateway(cfg)
-        board = gateway.board
-        assert isinstance(board, SimBoard)
-        await gateway.start()
-        try:
-            agent = gateway.agent
-            assert agent is not None
-            await until(lambda: all(agent.registration_state(a)[0] is RegState.REGISTERED
-                                    for a in ("0", "1")), 10, "both ports registered")
+        async with registered_gateway(cfg, ("0", "1")) as (gateway, board):
             phone = board.phones[0]
             phone.lift(board.now())
             await asyncio.sleep(0.5)
@@ -217,8 +237,6 @@ def test_pbx_call_through_kamailio_to_baresip(tmp_path: Path, kamailio_factory: 
             await asyncio.sleep(0.5)
             assert near(strongest(phone.earpiece(0.4), 2), [480, 620]), "reorder (480+620 Hz)"
             assert [r.direction for r in gateway.history.recent()] == ["in", "out"]
-        finally:
-            await gateway.stop()
 
     run(scenario, timeout=60)
 

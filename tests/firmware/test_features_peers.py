@@ -14,9 +14,8 @@ import pytest
 from firmware.app import Gateway
 from firmware.config import load_config
 from firmware.line.port import State
-from firmware.sip.registration import RegState
 from hal.sim import SimBoard
-from tests.firmware.test_app import interrupted, near, strongest, until
+from tests.firmware.test_app import interrupted, near, registered_gateway, strongest, until
 from tests.firmware.test_features_app import program
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.dialog_watcher import DialogWatcher
@@ -52,15 +51,8 @@ def test_forwarding_dnd_and_a_barred_number_through_kamailio(
     cfg = load_config(CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
 
     async def scenario() -> None:
-        gw = Gateway(cfg)
-        board = gw.board
-        assert isinstance(board, SimBoard)
-        phone = board.phones[0]
-        await gw.start()
-        try:
-            agent = gw.agent
-            assert agent is not None
-            await until(lambda: agent.registration_state("0")[0] is RegState.REGISTERED, 10, "201 registered")
+        async with registered_gateway(cfg) as (gw, board):
+            phone = board.phones[0]
 
             # call forwarding always, programmed from the phone: our 302 -> Kamailio recurses to 203
             # (baresip 1.0 does not follow a 3xx itself; a PBX does, RFC 3261 §16.7 step 6)
@@ -95,8 +87,6 @@ def test_forwarding_dnd_and_a_barred_number_through_kamailio(
             assert kamailio.log().count("REQ INVITE") == invites_before
             assert "01144201234567" not in kamailio.log()
             phone.hang_up(board.now())
-        finally:
-            await gw.stop()
 
     run(scenario, timeout=90)
 
@@ -173,32 +163,25 @@ def test_presence_notifies_reach_a_subscriber_through_kamailio(
         assert kamailio.ports is not None
         watcher = DialogWatcher("202", "pw-202", ("127.0.0.1", kamailio.ports.udp))
         await watcher.start()
-        gw = Gateway(cfg)
-        board = gw.board
-        assert isinstance(board, SimBoard)
-        phone = board.phones[0]
-        await gw.start()
         try:
-            agent = gw.agent
-            assert agent is not None
-            await until(lambda: agent.registration_state("0")[0] is RegState.REGISTERED, 10, "201 registered")
-            watcher.subscribe("201")
-            await watcher.wait_for(lambda seen: len(seen) >= 1 and bool(watcher.final))
-            assert watcher.final == [200] and watcher.seen[0].states == ()
-            assert watcher.seen[0].subscription_state.startswith("active;expires=")
-            assert (await blocking(caller.phone.dial, kamailio.uri("201")))["ok"]
-            await watcher.wait_for(lambda seen: seen[-1].states == ("early",))
-            await until(lambda: phone.ringing, 5, "port 1 rings")
-            phone.lift(board.now())
-            await watcher.wait_for(lambda seen: seen[-1].states == ("confirmed",))
-            await blocking(caller.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
-            await blocking(caller.phone.hangup)
-            await watcher.wait_for(lambda seen: seen[-1].states == ("terminated",))
-            phone.hang_up(board.now())
-            assert [s.version for s in watcher.seen] == list(range(len(watcher.seen)))
-            assert [s.states for s in watcher.seen] == [(), ("early",), ("confirmed",), ("terminated",)]
+            async with registered_gateway(cfg) as (_, board):
+                phone = board.phones[0]
+                watcher.subscribe("201")
+                await watcher.wait_for(lambda seen: len(seen) >= 1 and bool(watcher.final))
+                assert watcher.final == [200] and watcher.seen[0].states == ()
+                assert watcher.seen[0].subscription_state.startswith("active;expires=")
+                assert (await blocking(caller.phone.dial, kamailio.uri("201")))["ok"]
+                await watcher.wait_for(lambda seen: seen[-1].states == ("early",))
+                await until(lambda: phone.ringing, 5, "port 1 rings")
+                phone.lift(board.now())
+                await watcher.wait_for(lambda seen: seen[-1].states == ("confirmed",))
+                await blocking(caller.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
+                await blocking(caller.phone.hangup)
+                await watcher.wait_for(lambda seen: seen[-1].states == ("terminated",))
+                phone.hang_up(board.now())
+                assert [s.version for s in watcher.seen] == list(range(len(watcher.seen)))
+                assert [s.states for s in watcher.seen] == [(), ("early",), ("confirmed",), ("terminated",)]
         finally:
-            await gw.stop()
             await asyncio.sleep(0.3)
             watcher.close()
         assert watcher.seen[-1].subscription_state == "terminated;reason=noresource", "ended on stop"
@@ -237,16 +220,8 @@ def test_a_second_account_on_one_port_rings_its_own_cadence(
     cfg = load_config(ACCOUNTS_CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
 
     async def scenario() -> None:
-        gw = Gateway(cfg)
-        board = gw.board
-        assert isinstance(board, SimBoard)
-        phone = board.phones[0]
-        await gw.start()
-        try:
-            agent = gw.agent
-            assert agent is not None
-            await until(lambda: all(agent.registration_state(a)[0] is RegState.REGISTERED
-                                    for a in ("0", "0.1")), 10, "both accounts registered")
+        async with registered_gateway(cfg, ("0", "0.1")) as (gw, board):
+            phone = board.phones[0]
 
             async def bursts(uri: str, n: int) -> list[float]:
                 phone.ring_bursts.clear()
@@ -289,7 +264,5 @@ def test_a_second_account_on_one_port_rings_its_own_cadence(
             await until(lambda: gw.lines[0].state is State.CONNECTED, 10, "answered by baresip 202")
             assert invites("301") > before[0] and invites("201") == before[1], "*81: the business account"
             phone.hang_up(board.now())
-        finally:
-            await gw.stop()
 
     run(scenario, timeout=90)

@@ -19,10 +19,9 @@ from dsp.wav import read_wav
 from firmware.app import Gateway
 from firmware.config import load_config
 from firmware.line.port import State
-from firmware.sip.registration import RegState
 from firmware.sip.ua import CallHeld, CallResumed, Event, TransferRequested
 from hal.sim import SimBoard
-from tests.firmware.test_app import near, sine, strongest, until
+from tests.firmware.test_app import near, registered_gateway, sine, strongest, until
 from tests.sip_e2e import blocking, run
 from tests.sip_peers.baresip import Baresip
 from tests.sip_peers.fixtures import KamailioFactory, RegisterPhone
@@ -53,24 +52,9 @@ def gateway_run(tmp_path: Path, kamailio: Kamailio,
     cfg = load_config(CONFIG.format(data=tmp_path, port=kamailio.ports.udp))
 
     async def main() -> None:
-        gateway = Gateway(cfg)
-        board = gateway.board
-        assert isinstance(board, SimBoard)
-        if events is not None:
-            handle = gateway._on_sip
-
-            def record(event: Event) -> None:
-                events.append(event)
-                handle(event)
-            gateway._on_sip = record  # type: ignore[method-assign]
-        await gateway.start()
-        try:
-            agent = gateway.agent
-            assert agent is not None
-            await until(lambda: agent.registration_state("0")[0] is RegState.REGISTERED, 10, "201 registered")
+        record = None if events is None else events.append
+        async with registered_gateway(cfg, on_sip=record) as (gateway, board):
             await scenario(gateway, board)
-        finally:
-            await gateway.stop()
     run(main, timeout=90)
 
 
