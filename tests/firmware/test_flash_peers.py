@@ -174,6 +174,16 @@ def peer_of(event: dict[str, Any]) -> str:
     return str(event.get("peeruri", ""))
 
 
+async def transferred(gateway: Gateway, target: Baresip) -> None:
+    """After a transfer: the gateway holds no call, and `target` (203) hears 202's 600 Hz."""
+    await until(lambda: not gateway._legs and not gateway._by_call, 10, "the gateway let go")
+    await asyncio.sleep(2.0)
+    await blocking(target.hangup)
+    await blocking(target.wait_event, "CALL_CLOSED", timeout=10)
+    got = read_wav(str(target.received_wav()))
+    assert heard(got[-8000:], 600), "203 hears 202's 600 Hz: transferred"
+
+
 def test_blind_transfer_by_flash_dial_and_hang_up(
         tmp_path: Path, kamailio_factory: KamailioFactory, register_phone: RegisterPhone) -> None:
     """202 calls the phone; flash, dial 203, hang up while 203 still rings: our INVITE to 203 is
@@ -195,12 +205,7 @@ def test_blind_transfer_by_flash_dial_and_hang_up(
         assert (await blocking(target.phone.accept))["ok"]
         await blocking(target.phone.wait_event, "CALL_ESTABLISHED", timeout=10)
         await blocking(transferee.phone.wait_event, "CALL_CLOSED", timeout=10)  # the old call to us
-        await until(lambda: not gateway._legs and not gateway._by_call, 10, "the gateway let go")
-        await asyncio.sleep(2.0)
-        await blocking(target.phone.hangup)
-        await blocking(target.phone.wait_event, "CALL_CLOSED", timeout=10)
-        got = read_wav(str(target.phone.received_wav()))
-        assert heard(got[-8000:], 600), "203 hears 202's 600 Hz: transferred"
+        await transferred(gateway, target.phone)
 
     gateway_run(tmp_path, kamailio, scenario)
 
@@ -223,12 +228,7 @@ def test_attended_transfer_after_the_consultation_answered(
         phone.hang_up(board.now())
         established = await blocking(target.phone.wait_event, "CALL_ESTABLISHED", timeout=15)
         assert "202" in peer_of(established), established
-        await until(lambda: not gateway._legs and not gateway._by_call, 10, "the gateway let go")
-        await asyncio.sleep(2.0)
-        await blocking(target.phone.hangup)
-        await blocking(target.phone.wait_event, "CALL_CLOSED", timeout=10)
-        got = read_wav(str(target.phone.received_wav()))
-        assert heard(got[-8000:], 600), "203 hears 202's 600 Hz: transferred"
+        await transferred(gateway, target.phone)
 
     gateway_run(tmp_path, kamailio, scenario)
 
